@@ -8,6 +8,7 @@
 pub mod address;
 pub mod feedback;
 pub mod hash;
+pub mod memory;
 pub mod policy;
 pub mod ports;
 pub mod record;
