@@ -7,9 +7,14 @@
 
 mod error;
 mod item;
+pub mod queries;
 pub mod schema;
 mod store;
 
 pub use error::StoreError;
 pub use item::{history_from_item, record_from_item};
+pub use queries::{
+    Checkpoint, CounterValues, Cursor, DailyCounters, ExpiryFilter, ImportStatus, RecordPage,
+    StateReasonQuery, StoredState,
+};
 pub use store::{DynamoDbSuppressionStore, StoreSettings};

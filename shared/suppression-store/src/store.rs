@@ -257,7 +257,7 @@ impl SuppressionStore for DynamoDbSuppressionStore {
                     }
                     let record_conflict = codes.get(RECORD_INDEX).copied().flatten()
                         == Some("ConditionalCheckFailed");
-                    let contention = codes.iter().any(|c| *c == Some("TransactionConflict"));
+                    let contention = codes.contains(&Some("TransactionConflict"));
                     if record_conflict || contention {
                         return Ok(CommitOutcome::Conflict);
                     }

@@ -2,6 +2,8 @@
 //! Local (`DYNAMODB_LOCAL_ENDPOINT`), both started by `scripts/test`. Every test runs on both,
 //! each on a table of its own.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use feedback_domain::policy::{self, Policy, RecipientEvent, RecipientEventKind};
 use feedback_domain::ports::{

@@ -1,0 +1,179 @@
+//! The handler with its real adapters against moto (`MOTO_ENDPOINT`, started by scripts/test):
+//! DynamoDB table, SQS quarantine queue, exact final state.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
+
+mod common;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use chrono::Duration;
+use common::{CountingConfirmer, fixture, sqs_event};
+use feedback_domain::{AddressHasher, Policy};
+use ingest_feedback::adapters::{SnsAuthenticator, SqsQuarantine};
+use ingest_feedback::{Handler, HandlerSettings, RecordOutcome};
+use sns_verify::NoFetcher;
+use suppression_store::{DynamoDbSuppressionStore, StoreSettings, schema};
+
+type MotoHandler = Handler<
+    DynamoDbSuppressionStore,
+    SqsQuarantine,
+    SnsAuthenticator<NoFetcher>,
+    CountingConfirmer,
+>;
+
+async fn aws(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("eu-central-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await
+}
+
+fn moto() -> String {
+    std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT is not set: run the tests through scripts/test, which starts moto")
+}
+
+async fn handler(endpoint: &str, threshold: u32) -> (MotoHandler, aws_sdk_sqs::Client, String) {
+    handler_on(endpoint, endpoint, threshold).await
+}
+
+async fn handler_on(
+    endpoint: &str,
+    ddb_endpoint: &str,
+    threshold: u32,
+) -> (MotoHandler, aws_sdk_sqs::Client, String) {
+    let conf = aws(endpoint).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws(ddb_endpoint).await);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let id = fastrand::u64(..);
+    let table = format!("ingest-test-{id}");
+    let mut queue_url = format!("{endpoint}/000000000000/unreachable");
+    if endpoint == moto() {
+        schema::create_table(&ddb, &table).await.unwrap();
+        let queue = sqs.create_queue().queue_name(format!("quarantine-{id}")).send().await.unwrap();
+        queue_url = queue.queue_url().unwrap().to_owned();
+    }
+    let handler = Handler {
+        store: DynamoDbSuppressionStore::new(ddb, table, StoreSettings::default()),
+        quarantine: SqsQuarantine::new(sqs.clone(), queue_url.clone()),
+        authenticator: None,
+        confirmer: None,
+        settings: HandlerSettings {
+            policy: Policy { soft_bounce_threshold: threshold, ..Policy::default() },
+            retention: Duration::days(400),
+            hasher: AddressHasher::new(b"test"),
+            require_signature: false,
+            auto_confirm_subscriptions: false,
+        },
+        metrics: telemetry::MetricsSink::new("test", "ingest")
+            .unwrap()
+            .with_writer(std::io::sink()),
+    };
+    (handler, sqs, queue_url)
+}
+
+async fn quarantined(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<(String, String)> {
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    out.messages()
+        .iter()
+        .map(|m| {
+            let reason = m.message_attributes().unwrap()["reason"].string_value().unwrap();
+            (reason.to_owned(), m.body().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mixed_batch_is_applied_and_poison_records_wait_in_the_quarantine_queue() {
+    let (handler, sqs, queue_url) = handler(&moto(), 3).await;
+    let bodies = [
+        fixture("ses-notification-bounce-permanent-general-no-dsn-two-recipients.aws-docs.json"),
+        "{\"not\": \"ses\"}".to_owned(),
+        fixture("sns-notification-event-destination-validation-plaintext.anymail.json"),
+        fixture("ses-event-complaint-abuse.aws-docs.json"),
+        "definitely not json".to_owned(),
+    ];
+    let (response, outcomes) = handler.handle_batch(&sqs_event(&bodies)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let names: Vec<_> = outcomes.iter().map(RecordOutcome::name).collect();
+    assert_eq!(names, ["applied", "quarantined", "ignored", "applied", "quarantined"]);
+
+    let mut parked = quarantined(&sqs, &queue_url).await;
+    parked.sort();
+    assert_eq!(
+        parked,
+        [
+            ("not_json".to_owned(), "definitely not json".to_owned()),
+            ("not_ses_feedback".to_owned(), "{\"not\": \"ses\"}".to_owned()),
+        ],
+        "the original bodies are kept unchanged for replay"
+    );
+    let active = handler.store.active_records(chrono::Utc::now()).await.unwrap();
+    assert_eq!(active.len(), 3, "two bounced recipients and one complainer");
+
+    // SQS redelivers the same batch: nothing changes, nothing is quarantined twice.
+    let (_, outcomes) = handler.handle_batch(&sqs_event(&bodies[..1])).await;
+    assert_eq!(
+        outcomes[0],
+        RecordOutcome::Applied { kind: "bounce", suppressed: 0, duplicates: 2, invalid: 0 }
+    );
+}
+
+/// Runs against AWS's own DynamoDB Local: moto does not serialise concurrent conditional
+/// transactions on one item, so it loses updates that DynamoDB would refuse.
+#[tokio::test]
+async fn twenty_concurrent_invocations_on_the_same_address_lose_no_count() {
+    let local = std::env::var("DYNAMODB_LOCAL_ENDPOINT")
+        .expect("DYNAMODB_LOCAL_ENDPOINT is not set: run the tests through scripts/test");
+    let (handler, _, _) = handler_on(&moto(), &local, 1000).await;
+    let template: serde_json::Value = serde_json::from_str(&fixture(
+        "ses-notification-bounce-transient-general-ooto.simulator.relay.json",
+    ))
+    .unwrap();
+    let body = |i: usize| {
+        let mut v = template.clone();
+        v["bounce"]["feedbackId"] = serde_json::Value::String(format!("concurrent-{i}"));
+        v["mail"]["messageId"] = serde_json::Value::String(format!("msg-{i}"));
+        v.to_string()
+    };
+    let batches: Vec<_> = (0..20).map(|i| sqs_event(&[body(i), body(i)])).collect();
+    let runs = batches.iter().map(|batch| handler.handle_batch(batch));
+    let results = futures_util::future::join_all(runs).await;
+    assert!(results.iter().all(|(response, _)| response.batch_item_failures.is_empty()));
+
+    let records = handler.store.active_records(chrono::Utc::now()).await.unwrap();
+    assert!(records.is_empty(), "threshold 1000 is not reached");
+    let key = {
+        let v: serde_json::Value = template["bounce"]["bouncedRecipients"][0].clone();
+        v["emailAddress"].as_str().unwrap().to_lowercase()
+    };
+    let record = handler.store.load_key(&key).await.unwrap().unwrap();
+    assert_eq!(record.soft_bounce_count, 20, "each distinct bounce counted exactly once");
+    assert_eq!(handler.store.history(&key).await.unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_gives_retryable_failures_and_no_state() {
+    let (handler, _, _) = handler("http://127.0.0.1:9", 3).await;
+    let bodies = [
+        fixture("ses-notification-bounce-permanent-general.simulator.relay.json"),
+        fixture("ses-notification-delivery.aws-docs.json"),
+    ];
+    let (response, outcomes) = handler.handle_batch(&sqs_event(&bodies)).await;
+    assert_eq!(outcomes, [RecordOutcome::Retry, RecordOutcome::Retry]);
+    let failed: Vec<_> =
+        response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["m-0", "m-1"]);
+}
