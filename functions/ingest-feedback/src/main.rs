@@ -43,15 +43,18 @@ async fn main() -> Result<(), Error> {
     let confirmer = config
         .auto_confirm_subscriptions
         .then(|| SnsConfirmer::new(aws_sdk_sns::Client::new(&aws)));
+    let function_name =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingest-feedback".to_owned());
     let handler = Arc::new(Handler {
         store,
         quarantine,
         authenticator,
         confirmer,
+        // The Service dimension defaults to the function's own name: the template's alarms and
+        // dashboard select the ingest series by it.
         metrics: telemetry::MetricsSink::new(
-            std::env::var("SERVICE_NAME").unwrap_or_else(|_| "mailcow-ses-feedback".to_owned()),
-            std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-                .unwrap_or_else(|_| "ingest-feedback".to_owned()),
+            std::env::var("SERVICE_NAME").unwrap_or_else(|_| function_name.clone()),
+            function_name,
         )?,
         settings: HandlerSettings {
             policy: config.policy.clone(),

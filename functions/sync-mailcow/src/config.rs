@@ -11,7 +11,8 @@ use std::time::Duration;
 use feedback_domain::AddressHasher;
 use mailcow_api::{ApiKey, Url};
 
-/// Default of `SERVICE_NAME`: the `Service` dimension of the metrics.
+/// The `Service` dimension of the metrics when neither `SERVICE_NAME` nor `AWS_LAMBDA_FUNCTION_NAME`
+/// is set (local runs).
 pub const DEFAULT_SERVICE_NAME: &str = "mailcow-ses-feedback";
 
 /// Default of `SES_SYNC_BUDGET_SECONDS`. The function's timeout is 300 s and a Mailcow push with
@@ -180,7 +181,12 @@ impl Config {
             },
         };
 
-        let service_name = get("SERVICE_NAME").unwrap_or(DEFAULT_SERVICE_NAME).to_owned();
+        // Like ingest: the Service dimension is the function's own name unless set, which is what
+        // the template's dashboard selects on.
+        let service_name = get("SERVICE_NAME")
+            .or(get("AWS_LAMBDA_FUNCTION_NAME"))
+            .unwrap_or(DEFAULT_SERVICE_NAME)
+            .to_owned();
         let function_name = get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or("sync-mailcow").to_owned();
         let hash_key = get("ADDRESS_HASH_KEY");
 
