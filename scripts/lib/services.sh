@@ -25,11 +25,15 @@ wait_for_http() { # url name
     return 1
 }
 
+# moto gets a virtualenv of its own: the build and lint tools in .venv pin other versions of
+# boto3 and Flask, and must not change what the tests run against.
+moto_venv="$repo_root/.tools/moto-venv"
+
 ensure_moto() {
-    if [ ! -x "$repo_root/.venv/bin/moto_server" ]; then
-        log "installing moto[server]==$MOTO_VERSION into .venv"
-        [ -x "$repo_root/.venv/bin/pip" ] || python3 -m venv "$repo_root/.venv"
-        "$repo_root/.venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    if [ ! -x "$moto_venv/bin/moto_server" ]; then
+        log "installing moto[server]==$MOTO_VERSION into .tools/moto-venv"
+        [ -x "$moto_venv/bin/pip" ] || python3 -m venv "$moto_venv"
+        "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     fi
 }
 
@@ -48,7 +52,7 @@ ensure_dynamodb_local() {
 start_moto() {
     ensure_moto
     local port; port=$(free_port)
-    "$repo_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$state_dir/moto.log" 2>&1 &
+    "$moto_venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$state_dir/moto.log" 2>&1 &
     service_pids+=($!)
     export MOTO_ENDPOINT="http://127.0.0.1:$port"
     wait_for_http "$MOTO_ENDPOINT/moto-api/" moto
