@@ -11,13 +11,14 @@ use common::{CountingConfirmer, fixture, sqs_event};
 use feedback_domain::{AddressHasher, Policy};
 use ingest_feedback::adapters::{SnsAuthenticator, SqsQuarantine};
 use ingest_feedback::{Handler, HandlerSettings, RecordOutcome};
-use sns_verify::NoFetcher;
+use sns_verify::{CertificateFetcher, CertificateStore, CertificateUrl, FetchError, Verifier};
+use std::sync::Arc;
 use suppression_store::{DynamoDbSuppressionStore, StoreSettings, schema};
 
 type MotoHandler = Handler<
     DynamoDbSuppressionStore,
     SqsQuarantine,
-    SnsAuthenticator<NoFetcher>,
+    SnsAuthenticator<CertificateServer>,
     CountingConfirmer,
 >;
 
@@ -129,6 +130,87 @@ async fn a_mixed_batch_is_applied_and_poison_records_wait_in_the_quarantine_queu
         outcomes[0],
         RecordOutcome::Applied { kind: "bounce", suppressed: 0, duplicates: 2, invalid: 0 }
     );
+}
+
+/// SNS's certificate servers as the test sees them: the fixtures' certificate is served from its
+/// real URL; every other URL answers 503, the network-failure path of a fetch.
+struct CertificateServer {
+    pem: Vec<u8>,
+}
+
+const SERVED_CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem";
+
+impl CertificateFetcher for CertificateServer {
+    async fn fetch(&self, url: &CertificateUrl) -> Result<Vec<u8>, FetchError> {
+        if url.as_str() == SERVED_CERT_URL {
+            Ok(self.pem.clone())
+        } else {
+            Err(FetchError::Status { status: 503 })
+        }
+    }
+}
+
+const FEEDBACK_TOPIC: &str = "arn:aws:sns:us-east-1:364852123998:test-email";
+
+fn verifier(allowed_topic: &str) -> SnsAuthenticator<CertificateServer> {
+    let pem = fixture("sns-signing-cert-7ff5318490ec183fbaddaa2a969abfda.pem");
+    let certs = CertificateStore::new(CertificateServer { pem: pem.into_bytes() });
+    SnsAuthenticator::new(Verifier::new(Arc::new(certs), vec![allowed_topic.to_owned()]).unwrap())
+}
+
+#[tokio::test]
+async fn genuine_forged_wrong_topic_and_unverifiable_records_end_where_they_belong() {
+    let (mut handler, sqs, queue_url) = handler(&moto(), 3).await;
+    handler.authenticator = Some(verifier(FEEDBACK_TOPIC));
+    handler.settings.require_signature = true;
+
+    let complaint = fixture("sns-notification-ses-event-complaint.signed-v1.django-ses.json");
+    let bounce = fixture("sns-notification-ses-bounce-no-subject.signed-v1.django-ses.json");
+    let mut forged: serde_json::Value = serde_json::from_str(&complaint).unwrap();
+    forged["Subject"] = "Amazon SES Email Event Notice".into();
+    // The certificate URL is not among the signed fields: another valid SNS host, whose
+    // certificate cannot be fetched right now.
+    let mut unverifiable: serde_json::Value = serde_json::from_str(&bounce).unwrap();
+    unverifiable["SigningCertURL"] =
+        "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem".into();
+    let bodies = [
+        complaint.clone(),
+        forged.to_string(),
+        unverifiable.to_string(),
+        bounce,
+        fixture("ses-event-complaint-abuse.aws-docs.json"),
+    ];
+
+    let (response, outcomes) = handler.handle_batch(&sqs_event(&bodies)).await;
+    let names: Vec<_> = outcomes.iter().map(RecordOutcome::name).collect();
+    assert_eq!(names, ["applied", "quarantined", "retry", "applied", "quarantined"]);
+    let failed: Vec<_> =
+        response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["m-2"],
+        "only the record whose certificate could not be fetched comes back"
+    );
+
+    let mut parked = quarantined(&sqs, &queue_url).await;
+    parked.sort();
+    let reasons: Vec<_> = parked.iter().map(|(reason, _)| reason.as_str()).collect();
+    assert_eq!(reasons, ["signature_mismatch", "unsigned"]);
+    assert_eq!(parked[0].1, forged.to_string(), "kept byte for byte for inspection and replay");
+
+    // Only the two genuine messages reached the table: one complainer, one bounced recipient.
+    let active = handler.store.active_records(chrono::Utc::now()).await.unwrap();
+    let mut reasons: Vec<_> =
+        active.iter().filter_map(|r| r.suppression.as_ref().map(|s| s.reason.as_str())).collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["complaint", "hard_bounce"]);
+
+    // The same genuine message, for a function that trusts another topic only.
+    handler.authenticator = Some(verifier("arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04"));
+    let (response, outcomes) = handler.handle_batch(&sqs_event(&[complaint.clone()])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(outcomes[0], RecordOutcome::Quarantined { reason: "topic_not_allowed" });
+    assert_eq!(quarantined(&sqs, &queue_url).await, [("topic_not_allowed".to_owned(), complaint)]);
 }
 
 /// Runs against AWS's own DynamoDB Local: moto does not serialise concurrent conditional
