@@ -207,7 +207,8 @@ async fn genuine_forged_wrong_topic_and_unverifiable_records_end_where_they_belo
 
     // The same genuine message, for a function that trusts another topic only.
     handler.authenticator = Some(verifier("arn:aws:sns:us-east-1:032756942992:dev-relay-2022-04"));
-    let (response, outcomes) = handler.handle_batch(&sqs_event(&[complaint.clone()])).await;
+    let (response, outcomes) =
+        handler.handle_batch(&sqs_event(std::slice::from_ref(&complaint))).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(outcomes[0], RecordOutcome::Quarantined { reason: "topic_not_allowed" });
     assert_eq!(quarantined(&sqs, &queue_url).await, [("topic_not_allowed".to_owned(), complaint)]);
