@@ -4,7 +4,7 @@
 //! `2012-05-25T14:59:38.623-07:00` and `2018-10-08T14:05:45 +0000` (a space and an offset without
 //! a colon, which RFC 3339 parsers reject). Depends only on `chrono`.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 
 /// Offset-carrying layouts tried after RFC 3339. chrono's `%z` skips leading spaces and accepts
 /// `+0000` and `+00:00`; `%.f` makes the fraction optional.
@@ -20,8 +20,13 @@ const WITHOUT_OFFSET: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f
 /// offset at all (read as UTC). Surrounding whitespace is ignored. Returns `None` for anything
 /// else.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
+    parse_any_layout(text.trim()).filter(|at| (1..=9999).contains(&at.year()))
+}
 
+/// Tries every spelling. chrono's `%Y` also takes signed years of five or more digits, which no
+/// SES timestamp has and which would overflow the expiry arithmetic near the end of chrono's
+/// range: [`parse_timestamp`] keeps four-digit years only.
+fn parse_any_layout(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(parsed) = DateTime::parse_from_rfc3339(text) {
         return Some(parsed.with_timezone(&Utc));
     }
