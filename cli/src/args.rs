@@ -3,6 +3,7 @@
 //! Completions and the man page are generated from these same definitions. Values are parsed
 //! into types here (reasons, targets, time specs); nothing in this module talks to AWS.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,7 +17,8 @@ use crate::timespec::{Moment, Span};
 /// the SES account-level suppression list, shows sending statistics and replays the dead-letter
 /// and quarantine queues. Works against AWS and against a local emulator (--endpoint-url).
 ///
-/// Exit status: 0 on success, 1 when nothing matched (unknown address, empty result), 2 on error.
+/// Exit status: 0 on success, 1 when nothing matched (unknown address, empty result) or a
+/// `doctor` check warned or failed, 2 on error.
 #[derive(Debug, Parser)]
 #[command(name = "suppressions", version, max_term_width = 100)]
 pub struct Cli {
@@ -99,6 +101,9 @@ pub enum Command {
     Stats(StatsArgs),
     /// Inspect and replay the dead-letter and quarantine queues.
     Dlq(DlqArgs),
+    /// Check the sender's whole setup as strict receivers do: SPF, DKIM, DMARC, PTR, contact
+    /// page, STARTTLS, DANE, MTA-STS, the SES account, and this system (read-only).
+    Doctor(Box<DoctorArgs>),
     /// Print the keyed hash that logs carry instead of an address.
     Hash(HashArgs),
     /// Print a shell completion script.
@@ -326,6 +331,79 @@ pub enum DlqCommand {
     },
 }
 
+/// `doctor`.
+///
+/// Every check prints pass, warn, fail or skip (not applicable or not configured) with a
+/// one-line explanation and the records to publish. Exit status: 0 when no check warned or
+/// failed, 1 when one did, 2 when the doctor could not run.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The sending domain: the SES identity Mailcow relays for.
+    #[arg(long, env = "SENDING_DOMAIN", value_name = "DOMAIN")]
+    pub domain: String,
+    /// The Mailcow host: its public IP address, or a name that resolves to it.
+    #[arg(long, env = "MAILCOW_HOST", value_name = "HOST|IP")]
+    pub mailcow_host: String,
+    /// Mailcow's own DKIM selector (Configuration > ARC/DKIM keys; `dkim` by default) to check
+    /// its key record too.
+    #[arg(long, value_name = "SELECTOR")]
+    pub dkim_selector: Option<String>,
+    /// Text the contact page on the PTR host name must contain: the operator's name, address,
+    /// postmaster or abuse contact (repeat the flag; case is ignored).
+    #[arg(long, value_name = "TEXT")]
+    pub contact_marker: Vec<String>,
+    /// SMTP ports that must offer STARTTLS (repeat the flag); the first is the port other
+    /// servers deliver to, whose certificate DANE checks.
+    #[arg(long, value_name = "PORT", default_values_t = [25u16, 587])]
+    pub smtp_port: Vec<u16>,
+    /// Port of the contact page and of the MTA-STS policy host.
+    #[arg(long, value_name = "PORT", default_value_t = 443, hide = true)]
+    pub https_port: u16,
+    /// The SES configuration set that sends feedback to this system.
+    #[arg(
+        long,
+        env = "SES_CONFIGURATION_SET",
+        value_name = "NAME",
+        default_value = "mailcow-ses-feedback"
+    )]
+    pub configuration_set: String,
+    /// This system's SNS topic (stack output FeedbackTopicArn).
+    #[arg(long, env = "FEEDBACK_TOPIC_ARN", value_name = "ARN")]
+    pub topic_arn: Option<String>,
+    /// The feedback queue.
+    #[arg(long, env = "FEEDBACK_QUEUE_URL", value_name = "URL")]
+    pub queue_url: Option<String>,
+    /// The feedback dead-letter queue.
+    #[arg(long, env = "FEEDBACK_DLQ_URL", value_name = "URL")]
+    pub dlq_url: Option<String>,
+    /// The quarantine queue.
+    #[arg(long, env = "QUARANTINE_QUEUE_URL", value_name = "URL")]
+    pub quarantine_url: Option<String>,
+    /// DNS server to ask instead of the system's resolvers (IP or IP:PORT).
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_resolver)]
+    pub resolver: Option<SocketAddr>,
+    /// Seconds to wait for each DNS answer, connection and exchange.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub timeout: u64,
+    /// PEM file of CA certificates to trust besides the public roots (a private CA); never a
+    /// way to skip verification.
+    #[arg(long, value_name = "FILE.pem")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Endpoint of the SESv2 API when it differs from --endpoint-url (e.g. a simulator).
+    #[arg(long, env = "SES_ENDPOINT_URL", value_name = "URL")]
+    pub ses_endpoint_url: Option<String>,
+}
+
+fn parse_resolver(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    raw.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{raw:?} is not an IP address or IP:PORT"))
+}
+
 /// `hash`.
 #[derive(Debug, Args)]
 pub struct HashArgs {
@@ -369,6 +447,42 @@ mod tests {
         assert!(Cli::try_parse_from(["suppressions", "import"]).is_err());
         assert!(Cli::try_parse_from(["suppressions", "import", "--from-ses"]).is_ok());
         assert!(Cli::try_parse_from(["suppressions", "import", "x.csv", "--apply"]).is_ok());
+    }
+
+    #[test]
+    fn doctor_takes_a_resolver_with_or_without_port_and_repeated_ports() {
+        let cli = Cli::try_parse_from([
+            "suppressions",
+            "doctor",
+            "--domain",
+            "example.org",
+            "--mailcow-host",
+            "192.0.2.1",
+            "--resolver",
+            "127.0.0.1:5353",
+            "--smtp-port",
+            "2525",
+            "--smtp-port",
+            "587",
+        ])
+        .unwrap();
+        let Command::Doctor(args) = cli.command else { panic!("not doctor") };
+        assert_eq!(args.resolver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(args.smtp_port, [2525, 587]);
+        assert_eq!(parse_resolver("::1"), Ok("[::1]:53".parse().unwrap()));
+        assert!(parse_resolver("dns.example").is_err());
+        let defaults = Cli::try_parse_from([
+            "suppressions",
+            "doctor",
+            "--domain",
+            "example.org",
+            "--mailcow-host",
+            "mail.example.org",
+        ])
+        .unwrap();
+        let Command::Doctor(args) = defaults.command else { panic!("not doctor") };
+        assert_eq!(args.smtp_port, [25, 587]);
+        assert_eq!(args.https_port, 443);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `suppressions`: the operator tool for the SES feedback suppression table.
 //!
 //! `main` parses the command line, runs one command on a Tokio runtime and turns the result into
-//! the exit status: 0 success, 1 nothing matched, 2 error (with advice on what to do next).
+//! the exit status: 0 success, 1 nothing matched (or a `doctor` check did not pass), 2 error
+//! (with advice on what to do next).
 
 mod args;
 mod aws;
 mod commands;
 mod csv;
+mod doctor;
 mod output;
 mod timespec;
 mod write;
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(Status::Done) => ExitCode::SUCCESS,
-        Ok(Status::NothingMatched) => ExitCode::from(1),
+        Ok(Status::NothingMatched | Status::ChecksFailed) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", aws::describe(&err));

@@ -27,6 +27,8 @@ pub enum Status {
     Done,
     /// Nothing matched (unknown address, empty result); exit 1.
     NothingMatched,
+    /// A `doctor` check warned or failed; exit 1.
+    ChecksFailed,
 }
 
 /// What every command gets: the global flags, the output settings and the time it started.
@@ -63,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Export(args) => list::export(&ctx, &args).await,
         Command::Stats(args) => stats::run(&ctx, &args).await,
         Command::Dlq(args) => dlq::run(&ctx, &args).await,
+        Command::Doctor(args) => crate::doctor::run(&ctx, &args).await,
         Command::Hash(args) => {
             let hasher = match &args.hash_key {
                 Some(key) => AddressHasher::new(key.as_bytes()),

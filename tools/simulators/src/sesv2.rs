@@ -1,4 +1,5 @@
-//! Simulator of the SESv2 account-level suppression list.
+//! Simulator of the SESv2 account-level suppression list, and of the read-only account,
+//! identity and configuration-set calls that `suppressions doctor` makes.
 //!
 //! Owns a loopback HTTP server that answers the restJson1 routes `aws-sdk-sesv2` calls for
 //! `PutSuppressedDestination`, `GetSuppressedDestination`, `ListSuppressedDestinations` and
@@ -9,8 +10,13 @@
 //! in the `x-amzn-ErrorType` header and in the body's `__type`, so the SDK maps them to its typed
 //! errors.
 //!
+//! It also answers `GetAccount`, `GetEmailIdentity` and `GetConfigurationSetEventDestinations`
+//! from state the test sets ([`Account`], [`Identity`], [`EventDestination`]): an identity or
+//! configuration set that was never set is a 404 `NotFoundException`, as in SES. These count
+//! as requests and are throttled like the rest, but have no counter of their own.
+//!
 //! Tests in the same process drive it through [`Handle`] (seed and read entries, count requests,
-//! change the throttle, inject 500s). The `ses-suppression-sim` binary offers the same controls
+//! change the throttle, inject 500s, set the account, identities and event destinations). The `ses-suppression-sim` binary offers the same controls
 //! over HTTP; these routes are neither counted nor throttled:
 //!
 //! | route | effect |
@@ -22,6 +28,12 @@
 //! | `POST /_sim/reset` | remove entries, zero counters, cancel injected failures |
 //! | `PUT /_sim/throttle` | `{"interval_ms": 1000, "burst": 1}`; `{"interval_ms": null}` turns it off |
 //! | `PUT /_sim/fail-next` | `{"count": n}`: the next n API requests get a 500 |
+//! | `PUT /_sim/account` | replace the account ([`Account`] as JSON) |
+//! | `PUT /_sim/identities` | add or replace an identity ([`Identity`] as JSON) |
+//! | `PUT /_sim/configuration-sets/{name}/event-destinations` | set a configuration set's destinations (a JSON array of [`EventDestination`]) |
+//!
+//! `POST /_sim/reset` also forgets identities and configuration sets and restores the default
+//! account.
 //!
 //! It depends on nothing of the project (only axum, serde and chrono) and is never linked into a
 //! Lambda function.
@@ -166,6 +178,106 @@ pub struct Stats {
     pub delete: u64,
 }
 
+/// The account as `GetAccount` reports it. The default is a new account: in the sandbox
+/// (200 messages a day, 1 per second), sending enabled, healthy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// `ProductionAccessEnabled`: false while the account is in the sandbox.
+    pub production_access_enabled: bool,
+    /// `SendingEnabled`: false when sending is paused for the account.
+    pub sending_enabled: bool,
+    /// `EnforcementStatus`: `HEALTHY`, `PROBATION` or `SHUTDOWN`.
+    pub enforcement_status: String,
+    /// `SendQuota.Max24HourSend`.
+    pub max_24_hour_send: f64,
+    /// `SendQuota.MaxSendRate` (messages per second).
+    pub max_send_rate: f64,
+    /// `SendQuota.SentLast24Hours`.
+    pub sent_last_24_hours: f64,
+    /// `Details.ReviewDetails.Status` of a production access request: `PENDING`, `FAILED`,
+    /// `GRANTED` or `DENIED`; `None` leaves `Details` out, as for an account that never asked.
+    #[serde(default)]
+    pub review_status: Option<String>,
+}
+
+impl Default for Account {
+    fn default() -> Self {
+        Self {
+            production_access_enabled: false,
+            sending_enabled: true,
+            enforcement_status: "HEALTHY".into(),
+            max_24_hour_send: 200.0,
+            max_send_rate: 1.0,
+            sent_last_24_hours: 0.0,
+            review_status: None,
+        }
+    }
+}
+
+/// A sending identity as `GetEmailIdentity` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The domain or address, exactly as it was created (the lookup is exact).
+    pub name: String,
+    /// `IdentityType`: `DOMAIN` or `EMAIL_ADDRESS`.
+    pub identity_type: String,
+    /// `VerifiedForSendingStatus`.
+    pub verified_for_sending: bool,
+    /// `VerificationStatus`: `PENDING`, `SUCCESS`, `FAILED`, `TEMPORARY_FAILURE` or `NOT_STARTED`.
+    pub verification_status: String,
+    /// `DkimAttributes.Status`.
+    pub dkim_status: String,
+    /// `DkimAttributes.SigningEnabled`.
+    pub dkim_signing_enabled: bool,
+    /// `DkimAttributes.Tokens`: the Easy DKIM selectors (three for a domain).
+    #[serde(default)]
+    pub dkim_tokens: Vec<String>,
+    /// `MailFromAttributes.MailFromDomain`; `None` leaves `MailFromAttributes` out.
+    #[serde(default)]
+    pub mail_from_domain: Option<String>,
+    /// `MailFromAttributes.MailFromDomainStatus`: `PENDING`, `SUCCESS`, `FAILED` or
+    /// `TEMPORARY_FAILURE`.
+    #[serde(default)]
+    pub mail_from_status: Option<String>,
+    /// `ConfigurationSetName`: the identity's default configuration set.
+    #[serde(default)]
+    pub configuration_set: Option<String>,
+}
+
+impl Identity {
+    /// A domain identity, verified, with Easy DKIM signing under these tokens and nothing else
+    /// set.
+    pub fn verified_domain(name: impl Into<String>, dkim_tokens: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            identity_type: "DOMAIN".into(),
+            verified_for_sending: true,
+            verification_status: "SUCCESS".into(),
+            dkim_status: "SUCCESS".into(),
+            dkim_signing_enabled: true,
+            dkim_tokens: dkim_tokens.iter().map(|t| (*t).to_owned()).collect(),
+            mail_from_domain: None,
+            mail_from_status: None,
+            configuration_set: None,
+        }
+    }
+}
+
+/// One event destination of a configuration set (SNS destinations only carry a target here;
+/// others are reported with their name, switch and event types alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDestination {
+    /// `Name`.
+    pub name: String,
+    /// `Enabled`.
+    pub enabled: bool,
+    /// `MatchingEventTypes`: `SEND`, `REJECT`, `BOUNCE`, `COMPLAINT`, `DELIVERY`, ...
+    pub matching_event_types: Vec<String>,
+    /// `SnsDestination.TopicArn`.
+    #[serde(default)]
+    pub sns_topic_arn: Option<String>,
+}
+
 /// A running simulator. Dropping it stops the server.
 #[derive(Debug)]
 pub struct Handle {
@@ -221,6 +333,25 @@ impl Handle {
     pub fn fail_next(&self, count: u32) {
         self.shared.lock().fail_next = count;
     }
+
+    /// Replaces what `GetAccount` reports.
+    pub fn set_account(&self, account: Account) {
+        self.shared.lock().account = account;
+    }
+
+    /// Adds or replaces an identity for `GetEmailIdentity`.
+    pub fn put_identity(&self, identity: Identity) {
+        self.shared.lock().identities.insert(identity.name.clone(), identity);
+    }
+
+    /// Creates or replaces a configuration set with these event destinations.
+    pub fn put_event_destinations(
+        &self,
+        configuration_set: &str,
+        destinations: Vec<EventDestination>,
+    ) {
+        self.shared.lock().configuration_sets.insert(configuration_set.to_owned(), destinations);
+    }
 }
 
 impl Drop for Handle {
@@ -259,11 +390,23 @@ fn router(shared: Shared) -> Router {
             "/v2/email/suppression/addresses/{email_address}",
             get(get_destination).delete(delete_destination),
         )
+        .route("/v2/email/account", get(get_account))
+        .route("/v2/email/identities/{email_identity}", get(get_identity))
+        .route(
+            "/v2/email/configuration-sets/{name}/event-destinations",
+            get(get_event_destinations),
+        )
         .route("/_sim/entries", get(control_entries).post(control_seed).delete(control_clear))
         .route("/_sim/stats", get(control_stats))
         .route("/_sim/reset", post(control_reset))
         .route("/_sim/throttle", put(control_throttle))
         .route("/_sim/fail-next", put(control_fail_next))
+        .route("/_sim/account", put(control_account))
+        .route("/_sim/identities", put(control_identity))
+        .route(
+            "/_sim/configuration-sets/{name}/event-destinations",
+            put(control_event_destinations),
+        )
         .fallback(unknown_route)
         .with_state(shared)
 }
@@ -274,6 +417,9 @@ struct Inner {
     bucket: Option<Bucket>,
     fail_next: u32,
     stats: Stats,
+    account: Account,
+    identities: BTreeMap<String, Identity>,
+    configuration_sets: BTreeMap<String, Vec<EventDestination>>,
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +432,9 @@ impl Shared {
             bucket: Bucket::for_throttle(config.throttle),
             fail_next: 0,
             stats: Stats::default(),
+            account: Account::default(),
+            identities: BTreeMap::new(),
+            configuration_sets: BTreeMap::new(),
         })))
     }
 
@@ -308,6 +457,7 @@ impl Shared {
             Operation::Get => inner.stats.get += 1,
             Operation::List => inner.stats.list += 1,
             Operation::Delete => inner.stats.delete += 1,
+            Operation::Read => {}
         }
         if let Some(bucket) = inner.bucket.as_mut()
             && !bucket.try_take(Instant::now())
@@ -338,6 +488,8 @@ enum Operation {
     Get,
     List,
     Delete,
+    /// Account, identity and configuration-set reads: counted in `requests` only.
+    Read,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -603,6 +755,104 @@ async fn list_destinations(
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
+async fn get_account(State(shared): State<Shared>) -> Result<Response, ApiError> {
+    shared.admit(Operation::Read)?;
+    let account = shared.lock().account.clone();
+    let mut body = json!({
+        "DedicatedIpAutoWarmupEnabled": false,
+        "EnforcementStatus": account.enforcement_status,
+        "ProductionAccessEnabled": account.production_access_enabled,
+        "SendingEnabled": account.sending_enabled,
+        "SendQuota": {
+            "Max24HourSend": account.max_24_hour_send,
+            "MaxSendRate": account.max_send_rate,
+            "SentLast24Hours": account.sent_last_24_hours,
+        },
+        "SuppressionAttributes": { "SuppressedReasons": ["BOUNCE", "COMPLAINT"] },
+    });
+    if let Some(status) = account.review_status {
+        body["Details"] = json!({
+            "MailType": "TRANSACTIONAL",
+            "WebsiteURL": "https://www.example.com",
+            "ContactLanguage": "EN",
+            "UseCaseDescription": "Transactional mail relayed by a Mailcow server.",
+            "AdditionalContactEmailAddresses": [],
+            "ReviewDetails": { "Status": status, "CaseId": "sim-case-1" },
+        });
+    }
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+fn identity_not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "NotFoundException",
+        message: "The identity does not exist.",
+    }
+}
+
+async fn get_identity(
+    State(shared): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    shared.admit(Operation::Read)?;
+    let identity = shared.lock().identities.get(&name).cloned().ok_or_else(identity_not_found)?;
+    let mut body = json!({
+        "IdentityType": identity.identity_type,
+        "FeedbackForwardingStatus": false,
+        "VerifiedForSendingStatus": identity.verified_for_sending,
+        "VerificationStatus": identity.verification_status,
+        "DkimAttributes": {
+            "SigningEnabled": identity.dkim_signing_enabled,
+            "Status": identity.dkim_status,
+            "Tokens": identity.dkim_tokens,
+            "SigningAttributesOrigin": "AWS_SES",
+            "NextSigningKeyLength": "RSA_2048_BIT",
+            "CurrentSigningKeyLength": "RSA_2048_BIT",
+        },
+        "Policies": {},
+        "Tags": [],
+    });
+    if let Some(domain) = identity.mail_from_domain {
+        body["MailFromAttributes"] = json!({
+            "MailFromDomain": domain,
+            "MailFromDomainStatus": identity.mail_from_status.unwrap_or_else(|| "PENDING".into()),
+            "BehaviorOnMxFailure": "USE_DEFAULT_VALUE",
+        });
+    }
+    if let Some(set) = identity.configuration_set {
+        body["ConfigurationSetName"] = Value::String(set);
+    }
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+async fn get_event_destinations(
+    State(shared): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    shared.admit(Operation::Read)?;
+    let destinations = shared.lock().configuration_sets.get(&name).cloned().ok_or(ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "NotFoundException",
+        message: "The configuration set does not exist.",
+    })?;
+    let destinations: Vec<Value> = destinations
+        .into_iter()
+        .map(|d| {
+            let mut destination = json!({
+                "Name": d.name,
+                "Enabled": d.enabled,
+                "MatchingEventTypes": d.matching_event_types,
+            });
+            if let Some(topic) = d.sns_topic_arn {
+                destination["SnsDestination"] = json!({ "TopicArn": topic });
+            }
+            destination
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(json!({ "EventDestinations": destinations }))).into_response())
+}
+
 async fn unknown_route() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
@@ -634,6 +884,31 @@ async fn control_reset(State(shared): State<Shared>) -> StatusCode {
     inner.entries.clear();
     inner.stats = Stats::default();
     inner.fail_next = 0;
+    inner.account = Account::default();
+    inner.identities.clear();
+    inner.configuration_sets.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn control_account(State(shared): State<Shared>, Json(account): Json<Account>) -> StatusCode {
+    shared.lock().account = account;
+    StatusCode::NO_CONTENT
+}
+
+async fn control_identity(
+    State(shared): State<Shared>,
+    Json(identity): Json<Identity>,
+) -> StatusCode {
+    shared.lock().identities.insert(identity.name.clone(), identity);
+    StatusCode::NO_CONTENT
+}
+
+async fn control_event_destinations(
+    State(shared): State<Shared>,
+    Path(name): Path<String>,
+    Json(destinations): Json<Vec<EventDestination>>,
+) -> StatusCode {
+    shared.lock().configuration_sets.insert(name, destinations);
     StatusCode::NO_CONTENT
 }
 
@@ -852,6 +1127,119 @@ mod tests {
         }
 
         assert_eq!(seen, ["b2@example.com", "b3@example.com", "b4@example.com"]);
+    }
+
+    #[tokio::test]
+    async fn sdk_reads_the_account_sandbox_by_default_then_as_set() {
+        let sim = spawn(Config::unthrottled()).await.unwrap();
+        let ses = client(&sim);
+
+        let fresh = ses.get_account().send().await.unwrap();
+        sim.set_account(Account {
+            production_access_enabled: true,
+            enforcement_status: "PROBATION".into(),
+            max_24_hour_send: 50_000.0,
+            max_send_rate: 14.0,
+            sent_last_24_hours: 1234.0,
+            review_status: Some("GRANTED".into()),
+            ..Account::default()
+        });
+        let set = ses.get_account().send().await.unwrap();
+
+        assert!(!fresh.production_access_enabled());
+        assert!(fresh.sending_enabled());
+        assert_eq!(fresh.enforcement_status(), Some("HEALTHY"));
+        assert_eq!(fresh.send_quota().unwrap().max24_hour_send(), 200.0);
+        assert!(fresh.details().is_none());
+        assert!(set.production_access_enabled());
+        assert_eq!(set.enforcement_status(), Some("PROBATION"));
+        let quota = set.send_quota().unwrap();
+        assert_eq!(
+            (quota.max24_hour_send(), quota.max_send_rate(), quota.sent_last24_hours()),
+            (50_000.0, 14.0, 1234.0)
+        );
+        let review = set.details().and_then(|d| d.review_details()).unwrap();
+        assert_eq!(review.status().map(|s| s.as_str()), Some("GRANTED"));
+    }
+
+    #[tokio::test]
+    async fn sdk_reads_an_identity_with_dkim_tokens_mail_from_and_default_set() {
+        let sim = spawn(Config::unthrottled()).await.unwrap();
+        let mut identity = Identity::verified_domain("example.org", &["tok1", "tok2", "tok3"]);
+        identity.mail_from_domain = Some("bounce.example.org".into());
+        identity.mail_from_status = Some("SUCCESS".into());
+        identity.configuration_set = Some("feedback".into());
+        sim.put_identity(identity);
+        let ses = client(&sim);
+
+        let got = ses.get_email_identity().email_identity("example.org").send().await.unwrap();
+        let missing =
+            ses.get_email_identity().email_identity("Example.org").send().await.unwrap_err();
+
+        assert!(got.verified_for_sending_status());
+        assert_eq!(got.identity_type().map(|t| t.as_str()), Some("DOMAIN"));
+        assert_eq!(got.verification_status().map(|s| s.as_str()), Some("SUCCESS"));
+        let dkim = got.dkim_attributes().unwrap();
+        assert_eq!(dkim.tokens(), ["tok1", "tok2", "tok3"]);
+        assert!(dkim.signing_enabled());
+        assert_eq!(dkim.status().map(|s| s.as_str()), Some("SUCCESS"));
+        let mail_from = got.mail_from_attributes().unwrap();
+        assert_eq!(mail_from.mail_from_domain(), "bounce.example.org");
+        assert_eq!(mail_from.mail_from_domain_status().as_str(), "SUCCESS");
+        assert_eq!(got.configuration_set_name(), Some("feedback"));
+        assert!(missing.into_service_error().is_not_found_exception());
+    }
+
+    #[tokio::test]
+    async fn sdk_reads_event_destinations_and_a_missing_set_is_not_found() {
+        let sim = spawn(Config::unthrottled()).await.unwrap();
+        sim.put_event_destinations(
+            "feedback",
+            vec![
+                EventDestination {
+                    name: "to-sns".into(),
+                    enabled: true,
+                    matching_event_types: vec!["BOUNCE".into(), "COMPLAINT".into()],
+                    sns_topic_arn: Some("arn:aws:sns:eu-central-1:123456789012:fb".into()),
+                },
+                EventDestination {
+                    name: "metrics".into(),
+                    enabled: false,
+                    matching_event_types: vec!["SEND".into()],
+                    sns_topic_arn: None,
+                },
+            ],
+        );
+        let ses = client(&sim);
+
+        let got = ses
+            .get_configuration_set_event_destinations()
+            .configuration_set_name("feedback")
+            .send()
+            .await
+            .unwrap();
+        let missing = ses
+            .get_configuration_set_event_destinations()
+            .configuration_set_name("other")
+            .send()
+            .await
+            .unwrap_err();
+
+        let destinations = got.event_destinations();
+        assert_eq!(destinations.len(), 2);
+        assert_eq!(destinations[0].name(), "to-sns");
+        assert!(destinations[0].enabled());
+        let types: Vec<&str> =
+            destinations[0].matching_event_types().iter().map(|t| t.as_str()).collect();
+        assert_eq!(types, ["BOUNCE", "COMPLAINT"]);
+        assert_eq!(
+            destinations[0].sns_destination().map(|s| s.topic_arn()),
+            Some("arn:aws:sns:eu-central-1:123456789012:fb")
+        );
+        assert!(!destinations[1].enabled());
+        assert!(destinations[1].sns_destination().is_none());
+        assert!(missing.into_service_error().is_not_found_exception());
+        assert_eq!(sim.stats().requests, 2);
     }
 
     #[test]
