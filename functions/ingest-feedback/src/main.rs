@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
         None
     } else {
         let mut certs =
-            CertificateStore::new(ReqwestFetcher::new(sns_verify::DEFAULT_FETCH_TIMEOUT)?);
+            CertificateStore::new(ReqwestFetcher::new(sns_verify::DEFAULT_FETCH_TIMEOUT));
         if let Some(bundle) = &config.sns_cert_bundle {
             certs = certs.with_pinned(Certificate::load_bundle(std::path::Path::new(bundle))?);
         }

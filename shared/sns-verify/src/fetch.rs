@@ -4,6 +4,7 @@
 //! could leave the SNS host the URL rule approved), a body size cap and the mapping of failures
 //! to retryable or permanent [`FetchError`]s. Must not parse certificates or know about messages.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode, redirect};
@@ -19,27 +20,37 @@ pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fetches certificates over HTTPS with a shared reqwest client.
+///
+/// The client is built on the first fetch, not with the fetcher: building it loads the TLS trust
+/// store, which measured as a third of the function's cold start, and most invocations never
+/// fetch (the certificate is pinned or already cached).
 #[derive(Debug, Clone)]
 pub struct ReqwestFetcher {
-    client: Client,
+    timeout: Duration,
+    client: OnceLock<Client>,
 }
 
 impl ReqwestFetcher {
     /// A fetcher whose requests give up after `timeout` (connecting gets at most half of it).
-    /// Redirects are never followed.
-    ///
-    /// # Errors
-    ///
-    /// [`FetchError::Request`] when the HTTP client cannot be built (TLS backend setup).
-    pub fn new(timeout: Duration) -> Result<Self, FetchError> {
-        let client = Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout / 2)
+    /// Redirects are never followed. A client that cannot be built (TLS backend setup) fails the
+    /// first fetch with a permanent [`FetchError::Request`].
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout, client: OnceLock::new() }
+    }
+
+    fn client(&self) -> Result<&Client, FetchError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout / 2)
             .redirect(redirect::Policy::none())
             .user_agent(concat!("sns-verify/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(FetchError::Request)?;
-        Ok(Self { client })
+        // Two first fetches at once may both build one; either client serves.
+        Ok(self.client.get_or_init(move || built))
     }
 
     /// GETs `url` and returns the body of a 200 answer.
@@ -48,7 +59,7 @@ impl ReqwestFetcher {
     /// it against a loopback server to check the error classification.
     pub(crate) async fn get(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
         let mut response =
-            self.client.get(url.clone()).send().await.map_err(FetchError::Request)?;
+            self.client()?.get(url.clone()).send().await.map_err(FetchError::Request)?;
         if response.status() != StatusCode::OK {
             return Err(FetchError::Status { status: response.status().as_u16() });
         }
@@ -104,7 +115,7 @@ mod tests {
     }
 
     fn fetcher() -> ReqwestFetcher {
-        ReqwestFetcher::new(Duration::from_secs(5)).unwrap()
+        ReqwestFetcher::new(Duration::from_secs(5))
     }
 
     #[tokio::test]
@@ -186,7 +197,7 @@ mod tests {
             drop(accepted);
         });
         let url = Url::parse(&format!("http://{addr}/cert.pem")).unwrap();
-        let fetcher = ReqwestFetcher::new(Duration::from_millis(200)).unwrap();
+        let fetcher = ReqwestFetcher::new(Duration::from_millis(200));
 
         let err = fetcher.get(&url).await.unwrap_err();
         drop(hold_tx);

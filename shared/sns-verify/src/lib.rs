@@ -19,7 +19,7 @@
 //! use std::sync::Arc;
 //! use sns_verify::{CertificateStore, ReqwestFetcher, SnsMessage, Verifier};
 //!
-//! let store = CertificateStore::new(ReqwestFetcher::new(sns_verify::DEFAULT_FETCH_TIMEOUT)?);
+//! let store = CertificateStore::new(ReqwestFetcher::new(sns_verify::DEFAULT_FETCH_TIMEOUT));
 //! let verifier = Verifier::new(
 //!     Arc::new(store),
 //!     sns_verify::parse_topic_list("arn:aws:sns:eu-central-1:123456789012:ses-feedback"),
