@@ -11,7 +11,7 @@
 //! logged (replies echo the request, which holds addresses).
 
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, HeaderValue};
@@ -199,7 +199,11 @@ impl Suspension {
 
 /// Client of the Mailcow REST API.
 pub struct MailcowClient {
-    http: reqwest::Client,
+    /// Built on the first request: building it loads the TLS trust store, which made up a third
+    /// of the function's cold start.
+    http: OnceLock<reqwest::Client>,
+    connect_timeout: Duration,
+    extra_roots: Vec<Certificate>,
     base: Url,
     key: ApiKey,
     retry: RetryPolicy,
@@ -229,8 +233,8 @@ fn is_loopback_host(url: &Url) -> bool {
 impl MailcowClient {
     /// Builds the client.
     ///
-    /// Fails when the URL is not an `https` base URL (or `http` on loopback), when the extra CA
-    /// is not PEM, or when the TLS stack cannot be set up.
+    /// Fails when the URL is not an `https` base URL (or `http` on loopback) or when the extra CA
+    /// is not PEM. The HTTP client itself is built on the first request.
     pub fn new(config: MailcowConfig) -> Result<Self, ConfigError> {
         let mut base = config.base_url;
         if base.cannot_be_a_base() || base.host_str().is_none() {
@@ -252,22 +256,18 @@ impl MailcowClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mailcow-ses-feedback/", env!("CARGO_PKG_VERSION")));
+        let mut extra_roots = Vec::new();
         if let Some(pem) = &config.extra_root_ca_pem {
-            let certs = Certificate::from_pem_bundle(pem)
+            extra_roots = Certificate::from_pem_bundle(pem)
                 .map_err(|source| ConfigError::CaCertificate { source })?;
-            if certs.is_empty() {
+            if extra_roots.is_empty() {
                 return Err(ConfigError::NoCaCertificate);
             }
-            builder = builder.tls_certs_merge(certs);
         }
-        let http = builder.build().map_err(|source| ConfigError::HttpClient { source })?;
         Ok(Self {
-            http,
+            http: OnceLock::new(),
+            connect_timeout: config.connect_timeout,
+            extra_roots,
             base,
             key: config.api_key,
             retry: RetryPolicy { max_attempts: config.retry.max_attempts.max(1), ..config.retry },
@@ -530,6 +530,24 @@ impl MailcowClient {
         }
     }
 
+    fn http(&self) -> Result<&reqwest::Client, MailcowError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let built = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mailcow-ses-feedback/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_merge(self.extra_roots.iter().cloned())
+            .build()
+            .map_err(|_| MailcowError::InvalidRequest {
+                reason: "the HTTP client could not be built (TLS setup)",
+            })?;
+        // Two first requests at once may both build one; either client serves.
+        Ok(self.http.get_or_init(move || built))
+    }
+
     async fn send_once(
         &self,
         method: Method,
@@ -537,7 +555,7 @@ impl MailcowClient {
         body: Option<&Value>,
     ) -> Result<Vec<u8>, MailcowError> {
         let mut request = self
-            .http
+            .http()?
             .request(method, url)
             .header("X-API-Key", self.key.0.clone())
             .header(ACCEPT, "application/json")

@@ -217,11 +217,4 @@ pub enum ConfigError {
     /// The extra root CA file holds no certificate.
     #[error("the Mailcow CA certificate file holds no certificate")]
     NoCaCertificate,
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client for Mailcow")]
-    HttpClient {
-        /// The HTTP client's error.
-        #[source]
-        source: reqwest::Error,
-    },
 }
