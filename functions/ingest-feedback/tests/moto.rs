@@ -247,6 +247,57 @@ async fn twenty_concurrent_invocations_on_the_same_address_lose_no_count() {
     assert_eq!(handler.store.history(&key).await.unwrap().len(), 20);
 }
 
+/// Twenty concurrent invocations over the same three addresses, each notification also
+/// redelivered inside another invocation that runs at the same time: every distinct bounce is
+/// counted once per address, none twice, none lost. DynamoDB Local, for the reason above.
+#[tokio::test]
+async fn twenty_concurrent_invocations_over_shared_addresses_apply_each_bounce_exactly_once() {
+    let local = std::env::var("DYNAMODB_LOCAL_ENDPOINT")
+        .expect("DYNAMODB_LOCAL_ENDPOINT is not set: run the tests through scripts/test");
+    let (handler, _, _) = handler_on(&moto(), &local, 1000).await;
+    let template: serde_json::Value = serde_json::from_str(&fixture(
+        "ses-notification-bounce-transient-general-ooto.simulator.relay.json",
+    ))
+    .unwrap();
+    let run = fastrand::u32(..);
+    let addresses: Vec<String> =
+        (0..3).map(|i| format!("shared-{run:08x}-{i}@example.com")).collect();
+    // Notification i bounces two of the three addresses.
+    let body = |i: usize| {
+        let mut v = template.clone();
+        v["bounce"]["feedbackId"] = serde_json::json!(format!("shared-{run:08x}-{i}"));
+        v["mail"]["messageId"] = serde_json::json!(format!("shared-msg-{run:08x}-{i}"));
+        let prototype = v["bounce"]["bouncedRecipients"][0].clone();
+        let recipients: Vec<serde_json::Value> = [i % 3, (i + 1) % 3]
+            .iter()
+            .map(|&a| {
+                let mut r = prototype.clone();
+                r["emailAddress"] = serde_json::json!(addresses[a]);
+                r
+            })
+            .collect();
+        v["bounce"]["bouncedRecipients"] = serde_json::Value::Array(recipients);
+        v.to_string()
+    };
+    // Invocation i carries notification i and a redelivery of notification i + 1.
+    let batches: Vec<_> = (0..20).map(|i| sqs_event(&[body(i), body((i + 1) % 20)])).collect();
+    let results =
+        futures_util::future::join_all(batches.iter().map(|b| handler.handle_batch(b))).await;
+    assert!(results.iter().all(|(response, _)| response.batch_item_failures.is_empty()));
+
+    let mut expected = [0u32; 3];
+    for i in 0..20 {
+        expected[i % 3] += 1;
+        expected[(i + 1) % 3] += 1;
+    }
+    for (address, count) in addresses.iter().zip(expected) {
+        let record = handler.store.load_key(address).await.unwrap().unwrap();
+        assert_eq!(record.soft_bounce_count, count, "each distinct bounce counted once");
+        let history = handler.store.history(address).await.unwrap();
+        assert_eq!(history.len(), count as usize, "one history entry per distinct bounce");
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_endpoint_gives_retryable_failures_and_no_state() {
     let (handler, _, _) = handler("http://127.0.0.1:9", 3).await;

@@ -503,6 +503,7 @@ pub fn mailcow_client(config: &Config, key: ApiKey) -> Result<MailcowClient, Mai
         mailcow.extra_root_ca_pem = Some(pem);
     }
     mailcow.auth_suspend = std::time::Duration::ZERO;
+    mailcow.request_timeout = config.mailcow_timeout;
     Ok(MailcowClient::new(mailcow)?)
 }
 

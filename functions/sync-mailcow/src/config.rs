@@ -20,6 +20,13 @@ pub const DEFAULT_SERVICE_NAME: &str = "mailcow-ses-feedback";
 /// room; the rest waits for the next invocation.
 pub const DEFAULT_SES_BUDGET: Duration = Duration::from_secs(120);
 
+/// Default of `SES_MIN_INTERVAL_MS`: SES allows one suppression-list request per second per
+/// account and region unless AWS raised the account's quota.
+pub const DEFAULT_SES_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Default of `MAILCOW_TIMEOUT_SECONDS`: the limit of one Mailcow request, connection included.
+pub const DEFAULT_MAILCOW_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How suppressions reach Mailcow (`MAILCOW_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailcowMode {
@@ -63,6 +70,12 @@ pub struct Config {
     pub ses_sync: bool,
     /// `SES_SYNC_BUDGET_SECONDS` (default 120): time one invocation spends on SES calls at most.
     pub ses_budget: Duration,
+    /// `SES_MIN_INTERVAL_MS` (default 1000): least time between the starts of two SES
+    /// suppression-list requests; 0 turns the pacing off (local emulators only).
+    pub ses_min_interval: Duration,
+    /// `MAILCOW_TIMEOUT_SECONDS` (default 20): limit of one Mailcow request; a push makes up to
+    /// four attempts.
+    pub mailcow_timeout: Duration,
     /// `MAILCOW_CA_BUNDLE`: path of a PEM bundle to trust for Mailcow besides the system roots.
     pub ca_bundle: Option<PathBuf>,
     /// `ADDRESS_HASH_KEY`: the key of the hash logs carry.
@@ -181,6 +194,33 @@ impl Config {
             },
         };
 
+        let ses_min_interval = match get("SES_MIN_INTERVAL_MS") {
+            None => DEFAULT_SES_MIN_INTERVAL,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(millis) if millis <= 60_000 => Duration::from_millis(millis),
+                _ => {
+                    problems.push(format!(
+                        "SES_MIN_INTERVAL_MS must be a whole number of milliseconds from 0 to \
+                         60000, got {raw:?}"
+                    ));
+                    DEFAULT_SES_MIN_INTERVAL
+                }
+            },
+        };
+
+        let mailcow_timeout = match get("MAILCOW_TIMEOUT_SECONDS") {
+            None => DEFAULT_MAILCOW_TIMEOUT,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(secs) if (1..=120).contains(&secs) => Duration::from_secs(secs),
+                _ => {
+                    problems.push(format!(
+                        "MAILCOW_TIMEOUT_SECONDS must be a whole number from 1 to 120, got {raw:?}"
+                    ));
+                    DEFAULT_MAILCOW_TIMEOUT
+                }
+            },
+        };
+
         // Like ingest: the Service dimension is the function's own name unless set, which is what
         // the template's dashboard selects on.
         let service_name = get("SERVICE_NAME")
@@ -198,6 +238,8 @@ impl Config {
                 mode,
                 ses_sync,
                 ses_budget,
+                ses_min_interval,
+                mailcow_timeout,
                 ca_bundle: get("MAILCOW_CA_BUNDLE").map(PathBuf::from),
                 hasher: hash_key.map(|k| AddressHasher::new(k.as_bytes())).unwrap_or_default(),
                 hash_key_set: hash_key.is_some(),
@@ -231,6 +273,8 @@ mod tests {
         assert_eq!(config.mode, MailcowMode::Map);
         assert!(config.ses_sync);
         assert_eq!(config.ses_budget, DEFAULT_SES_BUDGET);
+        assert_eq!(config.ses_min_interval, Duration::from_secs(1));
+        assert_eq!(config.mailcow_timeout, Duration::from_secs(20));
         assert!(config.ca_bundle.is_none(), "an empty CloudFormation parameter means unset");
         assert!(!config.hash_key_set);
         assert_eq!(config.service_name, DEFAULT_SERVICE_NAME);
@@ -246,6 +290,8 @@ mod tests {
             ("MAILCOW_MODE", "alias"),
             ("SES_SYNC", "sometimes"),
             ("SES_SYNC_BUDGET_SECONDS", "0"),
+            ("SES_MIN_INTERVAL_MS", "61000"),
+            ("MAILCOW_TIMEOUT_SECONDS", "0"),
         ]))
         .unwrap_err();
 
@@ -257,10 +303,12 @@ mod tests {
             "MAILCOW_MODE must be map or rsetting",
             "SES_SYNC must be on or off",
             "SES_SYNC_BUDGET_SECONDS",
+            "SES_MIN_INTERVAL_MS must be a whole number of milliseconds from 0 to 60000",
+            "MAILCOW_TIMEOUT_SECONDS must be a whole number from 1 to 120",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
-        assert_eq!(err.problems.len(), 6);
+        assert_eq!(err.problems.len(), 8);
     }
 
     #[test]
@@ -271,10 +319,14 @@ mod tests {
             ("MAILCOW_API_KEY", "SECRET-KEY-123"),
             ("MAILCOW_MODE", "rsetting"),
             ("SES_SYNC", "off"),
+            ("SES_MIN_INTERVAL_MS", "0"),
+            ("MAILCOW_TIMEOUT_SECONDS", "3"),
         ]))
         .unwrap();
         assert_eq!(config.mode, MailcowMode::Rsetting);
         assert!(!config.ses_sync);
+        assert_eq!(config.ses_min_interval, Duration::ZERO, "0 turns the pacing off");
+        assert_eq!(config.mailcow_timeout, Duration::from_secs(3));
         assert!(!format!("{config:?}").contains("SECRET-KEY-123"));
 
         let err = Config::from_vars(&vars(&[

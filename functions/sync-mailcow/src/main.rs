@@ -36,7 +36,11 @@ async fn main() -> Result<(), Error> {
         source: DynamoDbSyncSource::new(store),
         blocklist: MailcowBlocklist::new(adapters::mailcow_client(&config, api_key)?),
         account_list: config.ses_sync.then(|| {
-            SesAccountList::new(aws_sdk_sesv2::Client::new(&aws), SesAccountListConfig::default())
+            let pacing = SesAccountListConfig {
+                min_interval: config.ses_min_interval,
+                ..SesAccountListConfig::default()
+            };
+            SesAccountList::new(aws_sdk_sesv2::Client::new(&aws), pacing)
         }),
         settings: HandlerSettings {
             mode: config.mode,

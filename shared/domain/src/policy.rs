@@ -342,7 +342,7 @@ pub enum Decision {
     /// Recorded without suppressing.
     Recorded {
         /// Why not: `delivery`, `not_spam`, `content_bounce`, `auto_reply`, `never_suppress`,
-        /// `before_release`, `outside_window`.
+        /// `before_release`, `before_delivery`, `outside_window`.
         why: &'static str,
     },
 }
@@ -431,6 +431,11 @@ fn soft_bounce(record: &mut AddressRecord, event: &RecipientEvent, policy: &Poli
     if auto_reply {
         // SES reports out-of-office replies as Transient/General bounces of a delivered message.
         return Decision::Recorded { why: "auto_reply" };
+    }
+    if record.last_delivery_at.is_some_and(|d| at < d) {
+        // A later delivery already showed the mailbox accepts mail: had this report arrived
+        // in order, that delivery would have reset the count it adds to.
+        return Decision::Recorded { why: "before_delivery" };
     }
     let window = policy.soft_bounce_window;
     match record.soft_window_start {

@@ -185,6 +185,27 @@ fn a_late_delivery_report_does_not_reset_newer_soft_bounces() {
 }
 
 #[test]
+fn soft_bounces_reported_after_a_later_delivery_end_as_if_they_had_arrived_in_order() {
+    let policy = Policy::default();
+    let soft = |day, m| event(bounce("Transient", "MailboxFull", None, None), t(day, 0), m);
+    let delivery = event(RecipientEventKind::Delivery, t(3, 0), "d");
+    let in_order = [soft(1, "a"), soft(2, "b"), delivery.clone()];
+    let (_, ordered) = run(&in_order, &policy);
+    let late = [delivery, soft(1, "a"), soft(2, "b")];
+    let (decisions, reordered) = run(&late, &policy);
+
+    let (ordered, reordered) = (ordered.unwrap(), reordered.unwrap());
+    assert_eq!(ordered.soft_bounce_count, 0);
+    assert_eq!(reordered.soft_bounce_count, 0, "the late reports are not counted");
+    assert_eq!(reordered.active_suppression(t(3, 0)), None);
+    assert_eq!(decisions[1], Decision::Recorded { why: "before_delivery" });
+    // A soft bounce after the delivery still counts.
+    let (decision, next) = decide(Some(&reordered), &soft(4, "c"), &policy);
+    assert_eq!(decision, Decision::SoftBounceCounted { count: 1 });
+    assert_eq!(next.soft_bounce_count, 1);
+}
+
+#[test]
 fn complaints_suppress_except_not_spam() {
     let (d, _) = decide(None, &event(complaint(Some("abuse")), t(1, 0), "m"), &Policy::default());
     assert_eq!(d, Decision::Suppressed { reason: SuppressionReason::Complaint, expires_at: None });

@@ -237,13 +237,22 @@ pub fn differences(
             expected.quarantined.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>()
         ));
     }
+    // Every message on the sync's failure queue is a failed schedule or a stream batch the
+    // poller gave up on, and the run counted each one.
     let scheduled =
         observed.sync_failures.iter().filter(|m| m.body.contains("\"Scheduled Event\"")).count();
-    if scheduled != report.failed_schedules || observed.sync_failures.len() != scheduled {
+    let given_up =
+        observed.sync_failures.iter().filter(|m| m.body.contains("DDBStreamBatchInfo")).count();
+    if scheduled != report.failed_schedules
+        || given_up as u64 != report.stream_given_up
+        || observed.sync_failures.len() != scheduled + given_up
+    {
         out.push(format!(
-            "the sync failure queue holds {} messages ({scheduled} failed schedules), expected {}",
+            "the sync failure queue holds {} messages ({scheduled} failed schedules, {given_up} \
+             given-up stream batches), expected {} and {}",
             observed.sync_failures.len(),
-            report.failed_schedules
+            report.failed_schedules,
+            report.stream_given_up
         ));
     }
 

@@ -3,8 +3,8 @@
 //! reach for it.
 //!
 //! A scenario is a set of per-address stories (a hard bounce; three soft bounces; a delivery
-//! followed by an out-of-office reply; ...), plus duplicates, SES setup chatter and malformed
-//! messages. Stories are spread over *waves*: each wave is published only after the previous one
+//! followed by an out-of-office reply; a delivery reported before the soft bounces that
+//! preceded it; ...), plus duplicates, SES setup chatter and malformed messages. Stories are spread over *waves*: each wave is published only after the previous one
 //! has been fully processed, and within a wave an address appears in at most one notification
 //! (or in identical copies of it), so the result does not depend on the order the queue hands
 //! records out in. That is what makes an exact expectation possible; a unit test checks it by
@@ -174,10 +174,15 @@ pub struct Mix {
 }
 
 impl Mix {
-    /// About 350 notifications, about 55 of them suppressing an address (the sync mirrors each
+    /// About 360 notifications, about 55 of them suppressing an address (the sync mirrors each
     /// suppression into SES at one request per second, as the real account allows).
     pub fn standard() -> Self {
         Self { scale: 1 }
+    }
+
+    /// The load run: every story 29 times, a little over 10,000 notifications.
+    pub fn load() -> Self {
+        Self { scale: 29 }
     }
 }
 
@@ -392,6 +397,17 @@ pub fn generate(seed: u64, base: DateTime<Utc>, mix: Mix) -> anyhow::Result<Scen
             g.push(wave, "soft_then_delivery", shape, at + hour * wave as i32, &to, None)?;
         }
         g.push(2, "soft_then_delivery", DELIVERY, at + hour * 3, &to, None)?;
+    }
+    // Out of order: the delivery is reported first, the two soft bounces that happened before
+    // it arrive later; they must end as if they had arrived in order (not counted).
+    for _ in 0..n(6) {
+        let to = vec![g.address(None)];
+        let at = g.start();
+        g.push(0, "delivery_before_bounces", DELIVERY, at + hour * 3, &to, None)?;
+        for step in 0..2 {
+            let shape = g.pick(&soft);
+            g.push(1, "delivery_before_bounces", shape, at + hour * step, &to, None)?;
+        }
     }
     // A soft bounce, then a hard one.
     for _ in 0..n(4) {
@@ -815,6 +831,14 @@ mod tests {
             for key in first(story) {
                 assert_eq!(reason(&key), None, "{story}");
             }
+        }
+        for key in first("delivery_before_bounces") {
+            let record = &expected.records[&key];
+            assert_eq!(record.soft_bounce_count, 0, "soft bounces older than the delivery");
+            assert_eq!(reason(&key), None);
+            let outcomes: Vec<&str> =
+                expected.history[&key].iter().map(|(_, o)| o.as_str()).collect();
+            assert_eq!(outcomes, ["recorded"; 3], "delivery + two late soft bounces recorded");
         }
         for key in first("auto_reply") {
             assert_eq!(expected.records[&key].soft_bounce_count, 0, "an auto-reply is not counted");

@@ -113,6 +113,7 @@ pub struct LambdaFunction {
     child: Arc<tokio::sync::Mutex<Option<Child>>>,
     stopping: Arc<AtomicBool>,
     invocations: AtomicU64,
+    busy_nanos: AtomicU64,
     server: JoinHandle<()>,
     supervisor: JoinHandle<()>,
     /// Address of the Runtime API.
@@ -177,6 +178,7 @@ impl LambdaFunction {
             child,
             stopping,
             invocations: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
             server,
             supervisor,
             runtime_api,
@@ -193,11 +195,38 @@ impl LambdaFunction {
         self.invocations.load(Ordering::Relaxed)
     }
 
+    /// Time spent in invocations so far: from handing the event over to the answer, summed.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed))
+    }
+
+    /// CPU time the current process has used so far, all its threads, user and system (from
+    /// `/proc/<pid>/stat`, in 10 ms ticks); `None` off Linux or while no process runs. A
+    /// process started again after a crash or timeout counts from zero.
+    pub async fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.lock().await.as_ref()?.id()?;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces: the fields after it start behind its `)`.
+        let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let total = ticks(11)? + ticks(12)?;
+        Some(Duration::from_millis(total * 10))
+    }
+
     /// Invokes the function synchronously and waits for its answer.
     ///
     /// Fails when the handler returns an error, the invocation outlives the timeout (the
     /// process is then restarted) or the process exits meanwhile.
     pub async fn invoke(&self, payload: Value) -> Result<Value, InvokeError> {
+        let started = std::time::Instant::now();
+        let result = self.invoke_once(payload).await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+        result
+    }
+
+    async fn invoke_once(&self, payload: Value) -> Result<Value, InvokeError> {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed);
         let id = format!(
             "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",

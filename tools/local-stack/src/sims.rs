@@ -107,6 +107,32 @@ impl MailcowControl {
         Ok(())
     }
 
+    /// Arms one of the simulator's faults on every API request until [`MailcowControl::heal`]:
+    /// `{"fault": "danger"}`, `{"fault": "slow", "millis": 3000}`, ... (replacing any armed one).
+    ///
+    /// Fails when the simulator does not accept the control call.
+    pub async fn fail_with(&self, fault: Value) -> anyhow::Result<()> {
+        let reply = self.http.post(format!("{}/sim/fault", self.url)).json(&fault).send().await?;
+        if !reply.status().is_success() {
+            bail!("mailcow-sim refused the fault {fault}: HTTP {}", reply.status());
+        }
+        Ok(())
+    }
+
+    /// Takes the caller's address off (or back onto) Mailcow's API allow-list: while off, every
+    /// request is refused as with a wrong key (HTTP 401) and counts toward fail2ban.
+    ///
+    /// Fails when the simulator does not accept the control call.
+    pub async fn allow_caller(&self, allowed: bool) -> anyhow::Result<()> {
+        self.http
+            .post(format!("{}/sim/ip-allowed", self.url))
+            .json(&json!({ "allowed": allowed }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// Disarms the fault.
     ///
     /// Fails when the simulator does not accept the control call.
@@ -172,4 +198,18 @@ pub async fn ses_entries(url: &str) -> anyhow::Result<std::collections::BTreeMap
             Some((address.to_owned(), reason.to_owned()))
         })
         .collect())
+}
+
+/// The SES simulator's request counters (`/_sim/stats`): `requests`, `throttled`, `failed`,
+/// `put`, `get`, `list`, `delete`.
+///
+/// Fails when the simulator does not answer.
+pub async fn ses_stats(url: &str) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let reply: Value = reqwest::get(format!("{}/_sim/stats", url.trim_end_matches('/')))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let object = reply.as_object().ok_or_else(|| anyhow!("unexpected /_sim/stats answer"))?;
+    Ok(object.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect())
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use feedback_domain::policy::{NeverSuppress, Policy};
 
+use crate::dynamodb_local::DynamoDbLocal;
 use crate::generator::{self, Scenario};
 use crate::observe;
 use crate::pollers::{self, SqsPoller, SqsSourceConfig, StreamPoller, StreamSourceConfig};
@@ -31,6 +32,12 @@ use crate::topology::{self, AwsClients, LocalOverrides, Topology};
 pub const INGEST: &str = "ingest-feedback";
 /// Binary of the sync function.
 pub const SYNC: &str = "sync-mailcow";
+
+/// Messages published but not yet done with that a wave allows on the feedback queue. moto's
+/// ReceiveMessage walks the whole queue (about 0.6 ms per queued message on the development
+/// machine), so a backlog of thousands would measure moto instead of the pipeline; SES, too,
+/// publishes as mail goes out rather than in one burst.
+pub const MAX_BACKLOG: u64 = 64;
 
 /// How to start the stack.
 #[derive(Debug, Clone)]
@@ -57,6 +64,9 @@ pub struct StackConfig {
     pub log_dir: PathBuf,
     /// `AddressHashKey` (at least 32 characters).
     pub hash_key: String,
+    /// Variables set for `sync-mailcow` on top of the template's (e.g. `SES_MIN_INTERVAL_MS`
+    /// for a run whose SES simulator does not throttle).
+    pub sync_environment: BTreeMap<String, String>,
 }
 
 /// The queues and topic the run uses, found through the functions' wiring in the template.
@@ -210,6 +220,9 @@ impl Stack {
             env.insert("AWS_ENDPOINT_URL_SESV2".into(), config.ses_url.clone());
             env.insert("AWS_ACCESS_KEY_ID".into(), "test".into());
             env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
+            if binary == SYNC {
+                env.extend(config.sync_environment.clone());
+            }
             if binary == INGEST {
                 // moto signs SNS messages with a placeholder signature and a certificate URL
                 // that cannot be fetched offline, so the local stack accepts envelopes without
@@ -299,7 +312,9 @@ impl Stack {
         Ok(self.topology.queue(logical)?.url.clone())
     }
 
-    /// Publishes one wave; returns (SNS MessageId, index into the scenario) per message.
+    /// Publishes one wave, a few messages at a time (the order within a wave does not change
+    /// the outcome), keeping at most [`MAX_BACKLOG`] messages on the feedback queue as SES's
+    /// steady stream would; returns (SNS MessageId, index into the scenario) per message.
     ///
     /// Fails when SNS keeps refusing a publish.
     pub async fn publish_wave(
@@ -307,13 +322,34 @@ impl Stack {
         scenario: &Scenario,
         wave: usize,
     ) -> anyhow::Result<Vec<(String, usize)>> {
-        let mut published = Vec::new();
-        for (index, n) in scenario.notifications.iter().enumerate().filter(|(_, n)| n.wave == wave)
-        {
-            let id = generator::publish(&self.direct.sns, &self.wiring.topic_arn, n).await?;
-            published.push((id, index));
-        }
-        Ok(published)
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+        let deleted = |s: &SqsPoller| s.stats.deleted.load(std::sync::atomic::Ordering::SeqCst);
+        let deleted_before = self.sqs_poller.as_ref().map_or(0, deleted);
+        let published = std::sync::atomic::AtomicU64::new(0);
+        let in_wave = scenario.notifications.iter().enumerate().filter(|(_, n)| n.wave == wave);
+        stream::iter(in_wave)
+            .map(|(index, n)| {
+                let published = &published;
+                async move {
+                    // Records the function failed stay on the queue and count as backlog.
+                    while let Some(poller) = &self.sqs_poller {
+                        let done = deleted(poller).saturating_sub(deleted_before);
+                        let sent = published.load(std::sync::atomic::Ordering::SeqCst);
+                        if sent.saturating_sub(done) < MAX_BACKLOG {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    published.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let id =
+                        generator::publish(&self.direct.sns, &self.wiring.topic_arn, n).await?;
+                    anyhow::Ok((id, index))
+                }
+            })
+            .buffer_unordered(4)
+            .try_collect()
+            .await
     }
 
     /// Waits until the feedback queue is empty, no batch is in hand, and the stream poller has
@@ -419,16 +455,61 @@ impl Stack {
     }
 }
 
+/// What happens to AWS during the first wave.
+#[derive(Clone)]
+pub enum AwsFault {
+    /// moto and DynamoDB unreachable for this long: both proxies reset every connection.
+    Outage(Duration),
+    /// The table's DynamoDB Local killed (SIGKILL) while a batch is in hand, and started again
+    /// on its on-disk data after `down`.
+    Crash {
+        /// The process behind the table.
+        dynamodb: Arc<tokio::sync::Mutex<DynamoDbLocal>>,
+        /// How long it stays dead.
+        down: Duration,
+    },
+}
+
+impl std::fmt::Debug for AwsFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Outage(d) => f.debug_tuple("Outage").field(d).finish(),
+            Self::Crash { down, .. } => f.debug_struct("Crash").field("down", down).finish(),
+        }
+    }
+}
+
 /// Faults to inject during a run.
 #[derive(Debug, Clone)]
 pub struct Faults {
-    /// How long moto and DynamoDB are unreachable during the first wave.
-    pub moto_outage: Duration,
-    /// The Mailcow simulator to fail during the second wave.
+    /// What happens to AWS during the first wave.
+    pub aws: AwsFault,
+    /// The Mailcow simulator to fail during the second wave (and the third).
     pub mailcow: MailcowControl,
-    /// How long Mailcow fails at least (it also waits for a stream batch and the schedule to
-    /// meet the failure).
+    /// The simulator's faults of the second wave, armed one after the other: each stays until
+    /// a stream batch has met it and is being retried (`{"fault": "server_error"}`,
+    /// `{"fault": "danger"}`, `{"fault": "slow", "millis": ...}`, ...). The scheduled drift
+    /// repair runs once while the last one is armed, and fails.
+    pub mailcow_faults: Vec<serde_json::Value>,
+    /// How long the second wave's faults last at least.
     pub mailcow_outage: Duration,
+    /// Third wave: Mailcow refuses the sync's credentials (API allow-list) until a stream batch
+    /// and the schedule have met the refusal.
+    pub refuse_credentials: bool,
+}
+
+impl Faults {
+    /// The faults of the end-to-end test: AWS cut off for `outage`, Mailcow answering 500 for
+    /// at least `mailcow_outage`.
+    pub fn standard(mailcow: MailcowControl, outage: Duration, mailcow_outage: Duration) -> Self {
+        Self {
+            aws: AwsFault::Outage(outage),
+            mailcow,
+            mailcow_faults: vec![serde_json::json!({"fault": "server_error"})],
+            mailcow_outage,
+            refuse_credentials: false,
+        }
+    }
 }
 
 /// What a run did.
@@ -442,6 +523,11 @@ pub struct RunReport {
     pub wave_seconds: Vec<f64>,
     /// Connections the proxy reset while moto was cut off.
     pub proxy_resets: u64,
+    /// Times the table's DynamoDB Local was killed and started again.
+    pub dynamodb_restarts: u32,
+    /// Stream batches the poller gave up on after their retries (each one is a message on the
+    /// sync failure queue).
+    pub stream_given_up: u64,
     /// Seconds of the whole run.
     pub total_seconds: f64,
 }
@@ -464,43 +550,43 @@ pub async fn run_scenario(
         let count = scenario.wave(wave).count();
         progress(&format!("wave {}: publishing {count} notifications to the SNS topic", wave + 1));
         let retries_before = stack.stream_retries();
-        if let (1, Some(f)) = (wave, faults) {
-            progress("wave 2: Mailcow answers HTTP 500 from now on");
-            f.mailcow.fail_always().await?;
+        if let (1, Some(f)) = (wave, faults)
+            && let Some(first) = f.mailcow_faults.first()
+        {
+            progress(&format!("wave 2: Mailcow fault {first} from now on"));
+            f.mailcow.fail_with(first.clone()).await?;
+        }
+        if let (2, Some(f)) = (wave, faults)
+            && f.refuse_credentials
+        {
+            progress("wave 3: Mailcow refuses the sync's credentials from now on");
+            f.mailcow.allow_caller(false).await?;
         }
         let published = match (wave, faults) {
             (0, Some(f)) => {
-                // moto goes away while the first wave is being processed.
-                let cut = async {
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
-                    stack.pause_aws();
-                    tokio::time::sleep(f.moto_outage).await;
-                    stack.resume_aws();
-                };
-                let (published, ()) = tokio::join!(stack.publish_wave(scenario, wave), cut);
-                progress(&format!(
-                    "wave 1: AWS (moto and DynamoDB) unreachable for {:?} mid-wave \
-                     ({} connections reset)",
-                    f.moto_outage,
-                    stack.resets()
-                ));
+                let (published, fault) =
+                    tokio::join!(stack.publish_wave(scenario, wave), aws_fault(stack, &f.aws));
+                progress(&fault?);
                 published?
             }
             _ => stack.publish_wave(scenario, wave).await?,
         };
         report.published.extend(published);
         if let (1, Some(f)) = (wave, faults) {
-            // Mailcow stays down until a stream batch has met it (and is being retried) and
-            // the schedule has fired once: that run fails and is recorded on the sync's failure
-            // queue. The stream batch has retries to spare (the template allows 5).
-            let waiting = Instant::now();
-            while stack.stream_retries() == retries_before {
-                if waiting.elapsed() > settle_timeout {
-                    bail!("no stream batch reached the failing Mailcow within {settle_timeout:?}");
+            // Each fault stays until a stream batch has met it (and is being retried); with
+            // the last one the schedule fires once: that run fails and is recorded on the
+            // sync's failure queue. A stream batch has retries to spare (the template allows
+            // 5) and the next fault counts as one of them.
+            let mut retries = retries_before;
+            for (i, fault) in f.mailcow_faults.iter().enumerate() {
+                if i > 0 {
+                    f.mailcow.fail_with(fault.clone()).await?;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                retries = wait_for_stream_retry(stack, retries, settle_timeout).await?;
+                progress(&format!(
+                    "wave 2: a stream batch met Mailcow fault {fault} and is being retried"
+                ));
             }
-            progress("wave 2: a stream batch failed against Mailcow and is being retried");
             if !stack.drift_repair().await? {
                 report.failed_schedules += 1;
                 progress("wave 2: the scheduled drift repair failed and went to the failure queue");
@@ -512,6 +598,25 @@ pub async fn run_scenario(
                 wave_start.elapsed().as_secs_f64()
             ));
         }
+        if let (2, Some(f)) = (wave, faults)
+            && f.refuse_credentials
+        {
+            wait_for_stream_retry(stack, retries_before, settle_timeout).await?;
+            progress("wave 3: a stream batch met the refused credentials");
+            if !stack.drift_repair().await? {
+                report.failed_schedules += 1;
+                progress(
+                    "wave 3: the scheduled drift repair was refused and went to the failure queue",
+                );
+            }
+            // The operator fixes the allow-list; stream runs leave Mailcow alone after a refusal
+            // until a scheduled run gets through, so the next schedule is what resumes them.
+            f.mailcow.allow_caller(true).await?;
+            if !stack.drift_repair().await? {
+                bail!("the drift repair after the credentials were fixed failed");
+            }
+            progress("wave 3: credentials accepted again, the next scheduled run resumed the sync");
+        }
         stack.settle(settle_timeout).await.with_context(|| format!("wave {}", wave + 1))?;
         let seconds = wave_start.elapsed().as_secs_f64();
         progress(&format!("wave {}: processed in {seconds:.1} s", wave + 1));
@@ -522,6 +627,73 @@ pub async fn run_scenario(
         bail!("the final drift repair failed; see {}", stack.sync_log.display());
     }
     report.proxy_resets = stack.resets();
+    if let Some(Faults { aws: AwsFault::Crash { dynamodb, .. }, .. }) = faults {
+        report.dynamodb_restarts = dynamodb.lock().await.restarts();
+    }
+    report.stream_given_up = stack
+        .stream_poller
+        .as_ref()
+        .map_or(0, |p| p.stats.given_up.load(std::sync::atomic::Ordering::SeqCst));
     report.total_seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Waits until the stream poller has retried more batches than `before`; returns the count.
+async fn wait_for_stream_retry(
+    stack: &Stack,
+    before: u64,
+    timeout: Duration,
+) -> anyhow::Result<u64> {
+    let waiting = Instant::now();
+    loop {
+        let now = stack.stream_retries();
+        if now > before {
+            return Ok(now);
+        }
+        if waiting.elapsed() > timeout {
+            bail!("no stream batch met the Mailcow fault within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Injects the first wave's AWS fault while the wave is published; returns what it did.
+async fn aws_fault(stack: &Stack, fault: &AwsFault) -> anyhow::Result<String> {
+    match fault {
+        AwsFault::Outage(outage) => {
+            // moto and DynamoDB go away while the first wave is being processed.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            stack.pause_aws();
+            tokio::time::sleep(*outage).await;
+            stack.resume_aws();
+            Ok(format!(
+                "wave 1: AWS (moto and DynamoDB) unreachable for {outage:?} mid-wave \
+                 ({} connections reset)",
+                stack.resets()
+            ))
+        }
+        AwsFault::Crash { dynamodb, down } => {
+            // Killed while ingest has a batch in hand, after some batches went through.
+            let sqs =
+                stack.sqs_poller.as_ref().ok_or_else(|| anyhow!("the pollers are stopped"))?;
+            let waiting = Instant::now();
+            while sqs.stats.batches.load(std::sync::atomic::Ordering::SeqCst) < 5
+                || !sqs.stats.busy.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                if waiting.elapsed() > Duration::from_secs(120) {
+                    bail!("ingest never had a batch in hand to crash DynamoDB under");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let mut dynamodb = dynamodb.lock().await;
+            dynamodb.kill().await;
+            let batch = sqs.stats.batches.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(*down).await;
+            dynamodb.restart().await.context("starting DynamoDB Local again")?;
+            Ok(format!(
+                "wave 1: DynamoDB Local killed (SIGKILL) during ingest batch {batch}, started \
+                 again on its data after {down:?}"
+            ))
+        }
+    }
 }

@@ -67,6 +67,7 @@ async fn a_seeded_scenario_ends_exactly_as_expected_despite_an_aws_outage_and_ma
         region: "eu-central-1".to_owned(),
         log_dir: log_dir.clone(),
         hash_key: HASH_KEY.to_owned(),
+        sync_environment: Default::default(),
     };
     eprintln!("simulators up after {:?}", started.elapsed());
     let stack = Stack::start(&config).await.unwrap();
@@ -79,11 +80,7 @@ async fn a_seeded_scenario_ends_exactly_as_expected_despite_an_aws_outage_and_ma
             .await
             .unwrap();
     let control = MailcowControl::new(&mailcow.url);
-    let faults = Faults {
-        moto_outage: Duration::from_secs(4),
-        mailcow: control.clone(),
-        mailcow_outage: Duration::from_secs(5),
-    };
+    let faults = Faults::standard(control.clone(), Duration::from_secs(4), Duration::from_secs(5));
     let report = run_scenario(&stack, &scenario, Some(&faults), Duration::from_secs(150), |line| {
         eprintln!("{line}")
     })

@@ -209,6 +209,9 @@ struct SimState {
     ip_allowed: bool,
     auth_failures: VecDeque<Instant>,
     banned: bool,
+    /// The denylist as Rspamd compiled it, with the text it was compiled from: Rspamd loads a
+    /// map once per change, not once per message.
+    compiled_denylist: Option<(String, Arc<RegexpMap>)>,
 }
 
 /// Shared state of one simulator: what tests read and change.
@@ -235,6 +238,7 @@ impl MailcowSim {
             ip_allowed: true,
             auth_failures: VecDeque::new(),
             banned: false,
+            compiled_denylist: None,
         };
         Self { inner: Arc::new(Mutex::new(state)) }
     }
@@ -329,7 +333,19 @@ impl MailcowSim {
 
     /// Whether the stored denylist map makes Rspamd reject mail to `rcpt` (`GLOBAL_RCPT_BL`).
     pub fn would_reject_by_map(&self, rcpt: &str) -> bool {
-        RegexpMap::parse(&self.denylist_map()).is_match(rcpt)
+        let compiled = {
+            let mut state = self.state();
+            let text = state.maps.get(DENYLIST_MAP).cloned().unwrap_or_default();
+            match &state.compiled_denylist {
+                Some((source, compiled)) if *source == text => Arc::clone(compiled),
+                _ => {
+                    let compiled = Arc::new(RegexpMap::parse(&text));
+                    state.compiled_denylist = Some((text, Arc::clone(&compiled)));
+                    compiled
+                }
+            }
+        };
+        compiled.is_match(rcpt)
     }
 
     /// Whether the loaded settings rules make Rspamd reject an authenticated outbound message

@@ -14,6 +14,7 @@ use chrono::{SubsecRound, Utc};
 use clap::Parser;
 use feedback_domain::AddressHasher;
 use local_stack::check;
+use local_stack::figures::Figures;
 use local_stack::generator::{self, Mix};
 use local_stack::runtime::binaries_next_to;
 use local_stack::sims::MailcowControl;
@@ -54,6 +55,13 @@ struct Args {
     /// Run without the AWS outage and the Mailcow failures.
     #[arg(long)]
     no_faults: bool,
+    /// Multiplies every story of the scenario (29 gives a little over 10,000 notifications).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    scale: u16,
+    /// Least time between two SES calls of the sync (`SES_MIN_INTERVAL_MS`; default: the
+    /// function's own, one per second). 0 only with a simulator that does not throttle.
+    #[arg(long, value_name = "MS")]
+    ses_interval_ms: Option<u64>,
     /// Keep the stack running after the scenario, until interrupted.
     #[arg(long)]
     keep: bool,
@@ -117,12 +125,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         region: std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-central-1".to_owned()),
         log_dir: args.log_dir.clone(),
         hash_key: DEMO_HASH_KEY.to_owned(),
+        sync_environment: args
+            .ses_interval_ms
+            .map(|ms| ("SES_MIN_INTERVAL_MS".to_owned(), ms.to_string()))
+            .into_iter()
+            .collect(),
     };
     let stack = Stack::start(&config).await?;
     print_topology(&stack);
 
     let base = (Utc::now() - chrono::Duration::days(1)).trunc_subsecs(0);
-    let scenario = generator::generate(args.seed, base, Mix::standard())?;
+    let scenario = generator::generate(args.seed, base, Mix { scale: usize::from(args.scale) })?;
     let expected =
         generator::expect(&scenario, &stack.policy, stack.retention, |w| (0..w.len()).collect())
             .await?;
@@ -138,16 +151,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!();
 
     let mailcow = MailcowControl::new(&args.mailcow_url);
-    let faults = Faults {
-        moto_outage: Duration::from_secs(4),
-        mailcow: mailcow.clone(),
-        mailcow_outage: Duration::from_secs(5),
-    };
+    let faults = Faults::standard(mailcow.clone(), Duration::from_secs(4), Duration::from_secs(5));
     let report = run_scenario(
         &stack,
         &scenario,
         (!args.no_faults).then_some(&faults),
-        Duration::from_secs(240),
+        Duration::from_secs(240 * u64::from(args.scale)),
         |line| println!("  {line}"),
     )
     .await?;
@@ -186,6 +195,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             get(&stream.filtered_out),
             report.failed_schedules
         );
+    }
+    let figures = Figures::collect(&stack, &report, &expected, &mailcow, &args.ses_url).await?;
+    for line in figures.lines() {
+        println!("  {line}");
     }
     let counts = check::outcome_counts(&observed);
     println!(
