@@ -214,17 +214,23 @@ async fn genuine_forged_wrong_topic_and_unverifiable_records_end_where_they_belo
     assert_eq!(quarantined(&sqs, &queue_url).await, [("topic_not_allowed".to_owned(), complaint)]);
 }
 
-/// Runs against AWS's own DynamoDB Local: moto does not serialise concurrent conditional
+/// A handler on DynamoDB Local that never suppresses on soft bounces (threshold 1000), and a
+/// soft bounce to copy. DynamoDB Local, because moto does not serialise concurrent conditional
 /// transactions on one item, so it loses updates that DynamoDB would refuse.
-#[tokio::test]
-async fn twenty_concurrent_invocations_on_the_same_address_lose_no_count() {
+async fn concurrency_setup() -> (MotoHandler, serde_json::Value) {
     let local = std::env::var("DYNAMODB_LOCAL_ENDPOINT")
         .expect("DYNAMODB_LOCAL_ENDPOINT is not set: run the tests through scripts/test");
     let (handler, _, _) = handler_on(&moto(), &local, 1000).await;
-    let template: serde_json::Value = serde_json::from_str(&fixture(
+    let template = serde_json::from_str(&fixture(
         "ses-notification-bounce-transient-general-ooto.simulator.relay.json",
     ))
     .unwrap();
+    (handler, template)
+}
+
+#[tokio::test]
+async fn twenty_concurrent_invocations_on_the_same_address_lose_no_count() {
+    let (handler, template) = concurrency_setup().await;
     let body = |i: usize| {
         let mut v = template.clone();
         v["bounce"]["feedbackId"] = serde_json::Value::String(format!("concurrent-{i}"));
@@ -249,16 +255,10 @@ async fn twenty_concurrent_invocations_on_the_same_address_lose_no_count() {
 
 /// Twenty concurrent invocations over the same three addresses, each notification also
 /// redelivered inside another invocation that runs at the same time: every distinct bounce is
-/// counted once per address, none twice, none lost. DynamoDB Local, for the reason above.
+/// counted once per address, none twice, none lost.
 #[tokio::test]
 async fn twenty_concurrent_invocations_over_shared_addresses_apply_each_bounce_exactly_once() {
-    let local = std::env::var("DYNAMODB_LOCAL_ENDPOINT")
-        .expect("DYNAMODB_LOCAL_ENDPOINT is not set: run the tests through scripts/test");
-    let (handler, _, _) = handler_on(&moto(), &local, 1000).await;
-    let template: serde_json::Value = serde_json::from_str(&fixture(
-        "ses-notification-bounce-transient-general-ooto.simulator.relay.json",
-    ))
-    .unwrap();
+    let (handler, template) = concurrency_setup().await;
     let run = fastrand::u32(..);
     let addresses: Vec<String> =
         (0..3).map(|i| format!("shared-{run:08x}-{i}@example.com")).collect();

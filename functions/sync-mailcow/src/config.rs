@@ -181,45 +181,25 @@ impl Config {
             }
         };
 
-        let ses_budget = match get("SES_SYNC_BUDGET_SECONDS") {
-            None => DEFAULT_SES_BUDGET,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(secs) if (1..=900).contains(&secs) => Duration::from_secs(secs),
+        let mut number = |name: &str, range: std::ops::RangeInclusive<u64>| -> Option<u64> {
+            let raw = get(name)?;
+            match raw.parse::<u64>() {
+                Ok(n) if range.contains(&n) => Some(n),
                 _ => {
+                    let (low, high) = (range.start(), range.end());
                     problems.push(format!(
-                        "SES_SYNC_BUDGET_SECONDS must be a whole number from 1 to 900, got {raw:?}"
+                        "{name} must be a whole number from {low} to {high}, got {raw:?}"
                     ));
-                    DEFAULT_SES_BUDGET
+                    None
                 }
-            },
+            }
         };
-
-        let ses_min_interval = match get("SES_MIN_INTERVAL_MS") {
-            None => DEFAULT_SES_MIN_INTERVAL,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(millis) if millis <= 60_000 => Duration::from_millis(millis),
-                _ => {
-                    problems.push(format!(
-                        "SES_MIN_INTERVAL_MS must be a whole number of milliseconds from 0 to \
-                         60000, got {raw:?}"
-                    ));
-                    DEFAULT_SES_MIN_INTERVAL
-                }
-            },
-        };
-
-        let mailcow_timeout = match get("MAILCOW_TIMEOUT_SECONDS") {
-            None => DEFAULT_MAILCOW_TIMEOUT,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(secs) if (1..=120).contains(&secs) => Duration::from_secs(secs),
-                _ => {
-                    problems.push(format!(
-                        "MAILCOW_TIMEOUT_SECONDS must be a whole number from 1 to 120, got {raw:?}"
-                    ));
-                    DEFAULT_MAILCOW_TIMEOUT
-                }
-            },
-        };
+        let ses_budget = number("SES_SYNC_BUDGET_SECONDS", 1..=900)
+            .map_or(DEFAULT_SES_BUDGET, Duration::from_secs);
+        let ses_min_interval = number("SES_MIN_INTERVAL_MS", 0..=60_000)
+            .map_or(DEFAULT_SES_MIN_INTERVAL, Duration::from_millis);
+        let mailcow_timeout = number("MAILCOW_TIMEOUT_SECONDS", 1..=120)
+            .map_or(DEFAULT_MAILCOW_TIMEOUT, Duration::from_secs);
 
         // Like ingest: the Service dimension is the function's own name unless set, which is what
         // the template's dashboard selects on.
@@ -303,7 +283,7 @@ mod tests {
             "MAILCOW_MODE must be map or rsetting",
             "SES_SYNC must be on or off",
             "SES_SYNC_BUDGET_SECONDS",
-            "SES_MIN_INTERVAL_MS must be a whole number of milliseconds from 0 to 60000",
+            "SES_MIN_INTERVAL_MS must be a whole number from 0 to 60000",
             "MAILCOW_TIMEOUT_SECONDS must be a whole number from 1 to 120",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");

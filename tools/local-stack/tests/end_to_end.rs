@@ -9,7 +9,6 @@
 //! workspace binaries, which `cargo test` builds next to this test's executable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -17,58 +16,29 @@ use chrono::{SubsecRound, Utc};
 use feedback_domain::AddressHasher;
 use local_stack::check;
 use local_stack::generator::{self, Mix};
-use local_stack::runtime::binaries_next_to;
 use local_stack::sims::{self, MailcowControl};
-use local_stack::stack::{Faults, Stack, StackConfig, run_scenario};
+use local_stack::stack::{Faults, Stack, run_scenario};
+
+mod common;
 
 const SEED: u64 = 20_261_102;
 const MAILCOW_KEY: &str = "LOCAL-STACK-E2E-KEY-0001";
 const HASH_KEY: &str = "local-stack-end-to-end-hash-key-0123456789";
 
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let dir = binaries_next_to(&exe).expect("the test executable lives in target/<profile>/deps");
-    for binary in ["ingest-feedback", "sync-mailcow", "mailcow-sim", "ses-suppression-sim"] {
-        assert!(
-            dir.join(binary).is_file(),
-            "{binary} is missing from {}: `cargo test --workspace` builds every workspace binary \
-             before running tests; with `-p local-stack` alone run `cargo build --workspace` first",
-            dir.display()
-        );
-    }
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_scenario_ends_exactly_as_expected_despite_an_aws_outage_and_mailcow_failures() {
-    let moto = std::env::var("MOTO_ENDPOINT").expect(
-        "MOTO_ENDPOINT is not set: run the end-to-end test through scripts/test, which starts moto",
-    );
-    let dynamodb = std::env::var("DYNAMODB_LOCAL_ENDPOINT").expect(
-        "DYNAMODB_LOCAL_ENDPOINT is not set: run the end-to-end test through scripts/test, which \
-         starts DynamoDB Local",
-    );
     let started = std::time::Instant::now();
-    let bin_dir = bin_dir();
+    let bin_dir = common::bin_dir();
     let mailcow = sims::start_mailcow(&bin_dir, MAILCOW_KEY).await.unwrap();
     let ses = sims::start_ses(&bin_dir, 0).await.unwrap();
-    // One moto serves every test of the workspace: a stack name of its own keeps this run apart.
-    let stack_name = format!("e2e-{:08x}", fastrand::u32(..));
-    let log_dir = bin_dir.join("local-stack-logs").join(&stack_name);
-    let config = StackConfig {
-        moto_endpoint: moto,
-        dynamodb_endpoint: dynamodb,
-        mailcow_url: mailcow.url.clone(),
-        mailcow_key: MAILCOW_KEY.to_owned(),
-        ses_url: ses.url.clone(),
-        bin_dir: bin_dir.clone(),
-        template: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml"),
-        stack_name,
-        region: "eu-central-1".to_owned(),
-        log_dir: log_dir.clone(),
-        hash_key: HASH_KEY.to_owned(),
-        sync_environment: Default::default(),
-    };
+    let common::Run { config, log_dir } = common::run(
+        "e2e",
+        common::env("DYNAMODB_LOCAL_ENDPOINT"),
+        (&mailcow.url, MAILCOW_KEY),
+        &ses.url,
+        HASH_KEY,
+        Default::default(),
+    );
     eprintln!("simulators up after {:?}", started.elapsed());
     let stack = Stack::start(&config).await.unwrap();
     eprintln!("stack up after {:?}", started.elapsed());

@@ -16,7 +16,7 @@
 //! reports them.
 //!
 //! Needs `MOTO_ENDPOINT` and `DYNAMODB_LOCAL_DIR` (scripts/test starts moto and installs
-//! DynamoDB Local) and the workspace binaries.
+//! DynamoDB Local) and the workspace binaries. About five minutes on two cores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -30,10 +30,11 @@ use local_stack::check;
 use local_stack::dynamodb_local::DynamoDbLocal;
 use local_stack::figures::Figures;
 use local_stack::generator::{self, Mix};
-use local_stack::runtime::binaries_next_to;
 use local_stack::sims::{self, MailcowControl};
 use local_stack::stack::{AwsFault, Faults, Stack, StackConfig, run_scenario};
 use serde_json::json;
+
+mod common;
 
 const SEED: u64 = 20_261_204;
 const MAILCOW_KEY: &str = "LOCAL-STACK-LOAD-KEY-0001";
@@ -41,60 +42,39 @@ const HASH_KEY: &str = "local-stack-load-test-hash-key-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_notifications_end_exactly_as_expected_through_crashes_and_mailcow_faults() {
-    let moto = std::env::var("MOTO_ENDPOINT").expect(
-        "MOTO_ENDPOINT is not set: run the load test through scripts/test, which starts moto",
+    let bin_dir = common::bin_dir();
+    let mailcow = sims::start_mailcow(&bin_dir, MAILCOW_KEY).await.unwrap();
+    // SES's one request per second would make 1,500 suppressions a 25-minute run: the
+    // simulator does not throttle here and the sync does not pace (SES_MIN_INTERVAL_MS=0).
+    // The pacing itself is tested in ses-account-list and in the end-to-end test.
+    let ses = sims::start_ses(&bin_dir, 0).await.unwrap();
+    let sync_environment = BTreeMap::from([
+        ("SES_MIN_INTERVAL_MS".to_owned(), "0".to_owned()),
+        // A Mailcow that hangs is given up on after 1 s per attempt, not 20.
+        ("MAILCOW_TIMEOUT_SECONDS".to_owned(), "1".to_owned()),
+    ]);
+    // A DynamoDB Local of this test's own, with its data on disk: it is killed mid-run, which
+    // the other tests' shared one must not be. Its port is known before it is needed.
+    let jar_dir = PathBuf::from(common::env("DYNAMODB_LOCAL_DIR"));
+    let run = common::run(
+        "load",
+        String::new(),
+        (&mailcow.url, MAILCOW_KEY),
+        &ses.url,
+        HASH_KEY,
+        sync_environment,
     );
-    let jar_dir = std::env::var("DYNAMODB_LOCAL_DIR").expect(
-        "DYNAMODB_LOCAL_DIR is not set: run the load test through scripts/test, which installs \
-         DynamoDB Local",
-    );
-    let exe = std::env::current_exe().unwrap();
-    let bin_dir = binaries_next_to(&exe).unwrap();
-    for binary in ["ingest-feedback", "sync-mailcow", "mailcow-sim", "ses-suppression-sim"] {
-        assert!(
-            bin_dir.join(binary).is_file(),
-            "{binary} is missing from {}: scripts/test builds every workspace binary first",
-            bin_dir.display()
-        );
-    }
-
-    let stack_name = format!("load-{:08x}", fastrand::u32(..));
-    let log_dir = bin_dir.join("local-stack-logs").join(&stack_name);
+    let log_dir = run.log_dir.clone();
     std::fs::create_dir_all(&log_dir).unwrap();
-    // A DynamoDB Local of this test's own: it is killed mid-run, which the other tests' shared
-    // one must not be.
     let dynamodb = DynamoDbLocal::start(
-        &PathBuf::from(jar_dir),
+        &jar_dir,
         &log_dir.join("dynamodb-data"),
         &log_dir.join("dynamodb-local.log"),
     )
     .await
     .unwrap();
-    let dynamodb_endpoint = dynamodb.endpoint();
+    let config = StackConfig { dynamodb_endpoint: dynamodb.endpoint(), ..run.config };
     let dynamodb = Arc::new(tokio::sync::Mutex::new(dynamodb));
-    let mailcow = sims::start_mailcow(&bin_dir, MAILCOW_KEY).await.unwrap();
-    // SES's one request per second would make 1,600 suppressions a 27-minute run: the
-    // simulator does not throttle here and the sync does not pace (SES_MIN_INTERVAL_MS=0).
-    // The pacing itself is tested in ses-account-list and in the end-to-end test.
-    let ses = sims::start_ses(&bin_dir, 0).await.unwrap();
-    let config = StackConfig {
-        moto_endpoint: moto,
-        dynamodb_endpoint,
-        mailcow_url: mailcow.url.clone(),
-        mailcow_key: MAILCOW_KEY.to_owned(),
-        ses_url: ses.url.clone(),
-        bin_dir: bin_dir.clone(),
-        template: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml"),
-        stack_name,
-        region: "eu-central-1".to_owned(),
-        log_dir: log_dir.clone(),
-        hash_key: HASH_KEY.to_owned(),
-        sync_environment: BTreeMap::from([
-            ("SES_MIN_INTERVAL_MS".to_owned(), "0".to_owned()),
-            // A Mailcow that hangs is given up on after 1 s per attempt, not 20.
-            ("MAILCOW_TIMEOUT_SECONDS".to_owned(), "1".to_owned()),
-        ]),
-    };
     let stack = Stack::start(&config).await.unwrap();
 
     let base = (Utc::now() - chrono::Duration::days(1)).trunc_subsecs(0);
