@@ -1,7 +1,7 @@
 //! What a finished run cost and how fast it went: pipeline throughput, where the time of the
-//! waves went (ingest's own CPU, ingest waiting on DynamoDB, everything outside ingest), and
-//! the calls the sync made to Mailcow and SES per suppression. Shared by the load test and
-//! `local-stack` (`bench/pipeline`).
+//! waves went (ingest's own CPU, ingest waiting on DynamoDB, everything outside ingest: moto's
+//! SNS and SQS, the poller, the sync catching up), and the calls the sync made to Mailcow and
+//! SES per suppression. Shared by the load test and `local-stack` (`bench/pipeline`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -124,8 +124,9 @@ impl Figures {
             let outside = Duration::from_secs_f64(waves).saturating_sub(self.ingest_busy);
             out.push(format!(
                 "time of the waves: ingest CPU (our code, SDK included) {:.1} s = {:.1} %, ingest \
-                 waiting on DynamoDB {:.1} s = {:.1} %, outside ingest (SNS publish, SQS receive \
-                 and delete, polling) {:.1} s = {:.1} %; {:.0} µs of ingest CPU per notification",
+                 waiting on DynamoDB {:.1} s = {:.1} %, outside ingest (moto's SNS and SQS, the \
+                 poller, the sync catching up) {:.1} s = {:.1} %; {:.0} µs of ingest CPU per \
+                 notification",
                 cpu.as_secs_f64(),
                 share(cpu, waves),
                 waiting.as_secs_f64(),
