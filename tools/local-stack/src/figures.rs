@@ -158,3 +158,55 @@ impl Figures {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures() -> Figures {
+        Figures {
+            notifications: 1_000,
+            wave_seconds: 20.0,
+            ingest_invocations: 100,
+            ingest_busy: Duration::from_secs(10),
+            ingest_cpu: Some(Duration::from_secs(2)),
+            sync_invocations: 30,
+            sync_busy: Duration::from_secs(6),
+            sync_cpu: Some(Duration::from_secs(1)),
+            suppressions: 200,
+            mailcow_requests: BTreeMap::from([
+                ("POST /api/v1/edit/rspamd-map".to_owned(), 25),
+                ("GET /api/v1/get/status/version".to_owned(), 5),
+            ]),
+            ses_requests: BTreeMap::from([
+                ("requests".to_owned(), 210),
+                ("put".to_owned(), 200),
+                ("delete".to_owned(), 10),
+            ]),
+        }
+    }
+
+    #[test]
+    fn the_time_of_the_waves_splits_into_cpu_waiting_and_outside_ingest() {
+        let f = figures();
+        assert_eq!(f.throughput(), 50.0);
+        let lines = f.lines().join("\n");
+        assert!(lines.contains("1000 notifications in 20.0 s of waves: 50 notifications/s"));
+        assert!(lines.contains("ingest CPU (our code, SDK included) 2.0 s = 10.0 %"), "{lines}");
+        assert!(lines.contains("ingest waiting on DynamoDB 8.0 s = 40.0 %"), "{lines}");
+        assert!(lines.contains("the sync catching up) 10.0 s = 50.0 %"), "{lines}");
+        assert!(lines.contains("2000 µs of ingest CPU per notification"), "{lines}");
+    }
+
+    #[test]
+    fn calls_per_suppression_count_every_request_and_name_the_writes() {
+        let f = figures();
+        assert_eq!((f.mailcow_total(), f.mailcow_writes(), f.ses_total()), (30, 25, 210));
+        let lines = f.lines().join("\n");
+        assert!(lines.contains("Mailcow 0.150 (30 requests, 25 writes)"), "{lines}");
+        assert!(lines.contains("SES 1.05 (210 requests: 200 put, 10 delete, 0 throttled)"));
+        let none = Figures { suppressions: 0, ingest_cpu: None, ..figures() };
+        assert!(none.lines().join("\n").contains("Mailcow 0.000"), "no division by zero");
+        assert!(!none.lines().join("\n").contains("time of the waves"), "no CPU, no split");
+    }
+}

@@ -91,22 +91,6 @@ impl MailcowControl {
         Self { http: reqwest::Client::new(), url: url.trim_end_matches('/').to_owned() }
     }
 
-    /// Makes every API request fail with HTTP 500 until [`MailcowControl::heal`].
-    ///
-    /// Fails when the simulator does not accept the control call.
-    pub async fn fail_always(&self) -> anyhow::Result<()> {
-        let reply = self
-            .http
-            .post(format!("{}/sim/fault", self.url))
-            .json(&json!({"fault": "server_error"}))
-            .send()
-            .await?;
-        if !reply.status().is_success() {
-            bail!("mailcow-sim refused the fault: HTTP {}", reply.status());
-        }
-        Ok(())
-    }
-
     /// Arms one of the simulator's faults on every API request until [`MailcowControl::heal`]:
     /// `{"fault": "danger"}`, `{"fault": "slow", "millis": 3000}`, ... (replacing any armed one).
     ///
