@@ -541,9 +541,7 @@ impl MailcowClient {
             .user_agent(concat!("mailcow-ses-feedback/", env!("CARGO_PKG_VERSION")))
             .tls_certs_merge(self.extra_roots.iter().cloned())
             .build()
-            .map_err(|_| MailcowError::InvalidRequest {
-                reason: "the HTTP client could not be built (TLS setup)",
-            })?;
+            .map_err(|source| MailcowError::HttpClient { source })?;
         // Two first requests at once may both build one; either client serves.
         Ok(self.http.get_or_init(move || built))
     }

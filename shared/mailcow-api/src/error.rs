@@ -138,6 +138,14 @@ pub enum MailcowError {
         /// Why.
         reason: &'static str,
     },
+    /// The HTTP client could not be built (TLS setup, e.g. an unusable MAILCOW_CA_BUNDLE). It
+    /// is built on the first request; nothing was sent.
+    #[error("the HTTP client for Mailcow could not be built")]
+    HttpClient {
+        /// What reqwest reported.
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 fn status_detail(msg: Option<&MailcowMsg>) -> String {
@@ -159,7 +167,8 @@ impl MailcowError {
             | Self::Rejected { .. }
             | Self::NotApplied { .. }
             | Self::InvalidResponse { .. }
-            | Self::InvalidRequest { .. } => false,
+            | Self::InvalidRequest { .. }
+            | Self::HttpClient { .. } => false,
         }
     }
 
@@ -182,6 +191,7 @@ impl MailcowError {
             Self::ConnectionLost { .. } => "connection_lost",
             Self::InvalidResponse { .. } => "invalid_response",
             Self::InvalidRequest { .. } => "invalid_request",
+            Self::HttpClient { .. } => "http_client",
         }
     }
 }
