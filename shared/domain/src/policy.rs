@@ -432,9 +432,9 @@ fn soft_bounce(record: &mut AddressRecord, event: &RecipientEvent, policy: &Poli
         // SES reports out-of-office replies as Transient/General bounces of a delivered message.
         return Decision::Recorded { why: "auto_reply" };
     }
-    if record.last_delivery_at.is_some_and(|d| at < d) {
-        // A later delivery already showed the mailbox accepts mail: had this report arrived
-        // in order, that delivery would have reset the count it adds to.
+    if record.last_delivery_at.is_some_and(|d| at <= d) {
+        // A later (or simultaneous) delivery already showed the mailbox accepts mail: had this
+        // report arrived in order, that delivery would have reset the count it adds to.
         return Decision::Recorded { why: "before_delivery" };
     }
     let window = policy.soft_bounce_window;

@@ -199,6 +199,11 @@ fn soft_bounces_reported_after_a_later_delivery_end_as_if_they_had_arrived_in_or
     assert_eq!(reordered.soft_bounce_count, 0, "the late reports are not counted");
     assert_eq!(reordered.active_suppression(t(3, 0)), None);
     assert_eq!(decisions[1], Decision::Recorded { why: "before_delivery" });
+    // At the same instant either order ends with no count, as `record_delivery` resets then.
+    let (_, tie) = run(&[soft(3, "t"), event(RecipientEventKind::Delivery, t(3, 0), "d")], &policy);
+    assert_eq!(tie.unwrap().soft_bounce_count, 0);
+    let (_, tie) = run(&[event(RecipientEventKind::Delivery, t(3, 0), "d"), soft(3, "t")], &policy);
+    assert_eq!(tie.unwrap().soft_bounce_count, 0);
     // A soft bounce after the delivery still counts.
     let (decision, next) = decide(Some(&reordered), &soft(4, "c"), &policy);
     assert_eq!(decision, Decision::SoftBounceCounted { count: 1 });
