@@ -334,13 +334,14 @@ impl MailcowSim {
     /// Whether the stored denylist map makes Rspamd reject mail to `rcpt` (`GLOBAL_RCPT_BL`).
     pub fn would_reject_by_map(&self, rcpt: &str) -> bool {
         let compiled = {
-            let mut state = self.state();
-            let text = state.maps.get(DENYLIST_MAP).cloned().unwrap_or_default();
+            let mut guard = self.state();
+            let state = &mut *guard;
+            let text = state.maps.get(DENYLIST_MAP).map_or("", String::as_str);
             match &state.compiled_denylist {
-                Some((source, compiled)) if *source == text => Arc::clone(compiled),
+                Some((source, compiled)) if source == text => Arc::clone(compiled),
                 _ => {
-                    let compiled = Arc::new(RegexpMap::parse(&text));
-                    state.compiled_denylist = Some((text, Arc::clone(&compiled)));
+                    let compiled = Arc::new(RegexpMap::parse(text));
+                    state.compiled_denylist = Some((text.to_owned(), Arc::clone(&compiled)));
                     compiled
                 }
             }
