@@ -84,6 +84,16 @@ impl AwsCallError {
     }
 }
 
+/// [`describe`] of a failed SDK call of any service, named by `operation` (`sqs
+/// GetQueueAttributes`): for reports that carry the failure as text.
+pub fn describe_call<E, R>(operation: &'static str, err: SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    describe(&anyhow::Error::from(AwsCallError::new(operation, err)))
+}
+
 /// The error for the terminal: the tool's own context down to the first adapter error (which
 /// names the call and the service's code), then the root cause as the service worded it.
 pub fn describe(err: &anyhow::Error) -> String {

@@ -558,11 +558,7 @@ pub async fn contact_page(s: &Setup, host: Option<&str>) -> Finding {
             "no host name to check: the contact page belongs on the PTR name (see ptr)",
         );
     };
-    let url = if s.https_port == 443 {
-        format!("https://{host}/")
-    } else {
-        format!("https://{host}:{}/", s.https_port)
-    };
+    let url = tls::https_url(host, s.https_port, "/");
     let page = match tls::fetch(&s.trust, host, s.ip, s.https_port, "/", s.timeout).await {
         Ok(page) => page,
         Err(e) => {
@@ -802,7 +798,7 @@ pub async fn mta_sts(s: &Setup) -> Finding {
         );
     }
     let host = format!("mta-sts.{}", s.domain);
-    let url = format!("https://{host}/.well-known/mta-sts.txt");
+    let url = tls::https_url(&host, s.https_port, "/.well-known/mta-sts.txt");
     let ip = match s.dns.ips(&host).await {
         Ok(ips) if !ips.is_empty() => ips[0],
         Ok(_) => {

@@ -8,6 +8,7 @@
 //! (RFC 6761), and the doctor wants the record as published. Nothing here knows SES, SPF or
 //! Mailcow.
 
+use anyhow::Context as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -99,11 +100,8 @@ impl Dns {
                 }
                 (ResolverConfig::from_name_servers(vec![ns]), ResolverOpts::default())
             }
-            None => hickory_resolver::system_conf::read_system_conf().map_err(|e| {
-                anyhow::anyhow!(
-                    "could not read the system's DNS configuration ({e}): pass --resolver"
-                )
-            })?,
+            None => hickory_resolver::system_conf::read_system_conf()
+                .context("could not read the system's DNS configuration: pass --resolver")?,
         };
         let servers = config
             .name_servers()
@@ -123,8 +121,7 @@ impl Dns {
         // Receivers see public DNS, not this machine's hosts file (which often maps the
         // host's own name and address).
         options.use_hosts_file = ResolveHosts::Never;
-        let resolver =
-            builder.build().map_err(|e| anyhow::anyhow!("could not build the resolver: {e}"))?;
+        let resolver = builder.build().context("could not build the resolver")?;
         Ok(Self { resolver, servers, timeout })
     }
 

@@ -7,11 +7,10 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::error::ProvideErrorMetadata;
 
 use super::{Finding, Setup};
 use crate::args::DoctorArgs;
-use crate::aws::{AwsCallError, describe};
+use crate::aws::describe_call;
 
 /// A read that may find nothing.
 #[derive(Debug, Clone)]
@@ -75,14 +74,6 @@ pub struct Facts {
     pub destinations: Lookup<Vec<Destination>>,
 }
 
-fn failure<E, R>(operation: &'static str, err: aws_sdk_sesv2::error::SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    describe(&anyhow::Error::from(AwsCallError::new(operation, err)))
-}
-
 impl Facts {
     /// Reads the account, the identity and the configuration set at once. Failures are kept
     /// as facts: each becomes a failed check, never an aborted run.
@@ -117,7 +108,7 @@ impl Facts {
                     sent_24h: quota.map_or(0.0, |q| q.sent_last24_hours()),
                 }
             })
-            .map_err(|e| failure("sesv2 GetAccount", e));
+            .map_err(|e| describe_call("sesv2 GetAccount", e));
         let identity = match identity {
             Ok(i) => Lookup::Found(IdentityFacts {
                 verified: i.verified_for_sending_status(),
@@ -146,7 +137,7 @@ impl Facts {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
                 Lookup::Missing
             }
-            Err(e) => Lookup::Failed(failure("sesv2 GetEmailIdentity", e)),
+            Err(e) => Lookup::Failed(describe_call("sesv2 GetEmailIdentity", e)),
         };
         let destinations = match destinations {
             Ok(out) => Lookup::Found(
@@ -167,7 +158,9 @@ impl Facts {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {
                 Lookup::Missing
             }
-            Err(e) => Lookup::Failed(failure("sesv2 GetConfigurationSetEventDestinations", e)),
+            Err(e) => {
+                Lookup::Failed(describe_call("sesv2 GetConfigurationSetEventDestinations", e))
+            }
         };
         Self { account, identity, destinations }
     }

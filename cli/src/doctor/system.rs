@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Finding, ago};
 use crate::args::{DoctorArgs, GlobalArgs};
-use crate::aws::{AwsCallError, describe};
+use crate::aws::describe_call;
 
 async fn attributes(
     client: &aws_sdk_sqs::Client,
@@ -27,7 +27,7 @@ async fn attributes(
         .send()
         .await
         .map(|out| out.attributes().cloned().unwrap_or_default())
-        .map_err(|e| describe(&anyhow::Error::from(AwsCallError::new("sqs GetQueueAttributes", e))))
+        .map_err(|e| describe_call("sqs GetQueueAttributes", e))
 }
 
 fn count(attrs: &HashMap<QueueAttributeName, String>, name: QueueAttributeName) -> u64 {
@@ -126,7 +126,7 @@ async fn mailcow_push(config: &SdkConfig, global: &GlobalArgs, now: DateTime<Utc
             }
         },
         Err(e) => {
-            let why = describe(&anyhow::Error::from(AwsCallError::new("dynamodb GetItem", e)));
+            let why = describe_call("dynamodb GetItem", e);
             return Finding::fail(ID, format!("could not read the sync state: {why}"));
         }
     };

@@ -293,6 +293,15 @@ pub struct Page {
     pub body: String,
 }
 
+/// `https://host[:port]path`, the port left out when it is 443.
+pub fn https_url(host: &str, port: u16, path: &str) -> String {
+    if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    }
+}
+
 /// Fetches `https://host[:port]/path` from `ip` (the name is not looked up again, so the page
 /// comes from the host being checked), following up to five redirects.
 ///
@@ -306,11 +315,7 @@ pub async fn fetch(
     path: &str,
     timeout: Duration,
 ) -> anyhow::Result<Page> {
-    let url = if port == 443 {
-        format!("https://{host}{path}")
-    } else {
-        format!("https://{host}:{port}{path}")
-    };
+    let url = https_url(host, port, path);
     let client = reqwest::Client::builder()
         .use_preconfigured_tls(trust.client_config()?)
         .resolve(host, SocketAddr::new(ip, port))
