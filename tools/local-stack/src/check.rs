@@ -101,7 +101,7 @@ pub async fn observe(
 
     let sns_ids = match &stack.sqs_poller {
         Some(p) => p.stats.sns_ids.lock().map(|m| m.clone()).unwrap_or_default(),
-        None => BTreeMap::new().into_iter().collect(),
+        None => std::collections::HashMap::new(),
     };
     let log = std::fs::read_to_string(&stack.ingest_log)
         .with_context(|| format!("reading {}", stack.ingest_log.display()))?;

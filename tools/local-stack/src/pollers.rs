@@ -510,11 +510,11 @@ async fn deliver(
         let Some(from) = retry_from else { return };
         batch.drain(..from);
         attempts += 1;
-        stats.retries.fetch_add(1, Ordering::Relaxed);
         if attempts > source.max_retries {
             give_up(sqs, source, function, stats, &batch, attempts).await;
             return;
         }
+        stats.retries.fetch_add(1, Ordering::Relaxed);
         let backoff = Duration::from_millis(500 * u64::from(attempts.min(4)));
         info!(function = function.name(), attempts, records = batch.len(), "stream batch retried");
         tokio::time::sleep(backoff).await;
@@ -556,6 +556,7 @@ async fn give_up(
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
+    warn!(function = function.name(), "the on-failure destination refused the note 20 times");
 }
 
 /// One stream record as Lambda delivers it (the shape of `aws_lambda_events::dynamodb`).

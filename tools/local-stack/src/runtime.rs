@@ -333,7 +333,16 @@ async fn supervise(
 }
 
 async fn next(State(state): State<Arc<RuntimeState>>) -> Response {
-    let invocation = state.next.lock().await.recv().await;
+    // An invocation its caller gave up on while it waited (timeout, crash) is not run.
+    let invocation = {
+        let mut queue = state.next.lock().await;
+        loop {
+            match queue.recv().await {
+                Some(i) if !state.pending().contains_key(&i.id) => continue,
+                other => break other,
+            }
+        }
+    };
     let Some(invocation) = invocation else {
         return StatusCode::GONE.into_response();
     };

@@ -153,7 +153,17 @@ impl MailcowControl {
             &format!("{}/sim/would-reject", self.url),
             &[("rcpt", address)],
         )?;
-        let reply: Value = self.http.get(url).send().await?.error_for_status()?.json().await?;
+        // The URL carries the address: errors leave it out.
+        let reply: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(reqwest::Error::without_url)?
+            .json()
+            .await
+            .map_err(reqwest::Error::without_url)?;
         reply
             .get("reject")
             .and_then(Value::as_bool)

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use feedback_domain::policy::{NeverSuppress, Policy};
+use feedback_domain::policy::Policy;
 
 use crate::dynamodb_local::DynamoDbLocal;
 use crate::generator::{self, Scenario};
@@ -163,23 +163,12 @@ fn wiring(topology: &Topology) -> anyhow::Result<Wiring> {
     })
 }
 
-/// The policy from the variables ingest is started with, as its config reads them.
+/// The policy and history retention ingest is started with, read by ingest's own `Config`.
 fn policy_of(env: &BTreeMap<String, String>) -> anyhow::Result<(Policy, chrono::Duration)> {
-    let days = |name: &str, default: i64| -> anyhow::Result<i64> {
-        match env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            Some(v) => v.parse().with_context(|| format!("{name} = {v:?}")),
-            None => Ok(default),
-        }
-    };
-    let never = NeverSuppress::parse(env.get("NEVER_SUPPRESS").map_or("", String::as_str))
-        .map_err(|(position, _)| anyhow!("NEVER_SUPPRESS entry {position} is invalid"))?;
-    let policy = Policy {
-        soft_bounce_threshold: u32::try_from(days("SOFT_BOUNCE_THRESHOLD", 3)?)?,
-        soft_bounce_window: chrono::Duration::days(days("SOFT_BOUNCE_WINDOW_DAYS", 7)?),
-        soft_bounce_suppression: chrono::Duration::days(days("SOFT_BOUNCE_SUPPRESSION_DAYS", 14)?),
-        never_suppress: never,
-    };
-    Ok((policy, chrono::Duration::days(days("HISTORY_RETENTION_DAYS", 400)?)))
+    let vars = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let config = ingest_feedback::Config::from_vars(&vars)
+        .context("the environment ingest-feedback is started with")?;
+    Ok((config.policy, config.history_retention))
 }
 
 impl Stack {

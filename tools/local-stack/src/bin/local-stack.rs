@@ -49,6 +49,9 @@ struct Args {
     /// Stack name: prefix of every resource.
     #[arg(long, default_value = "demo")]
     stack_name: String,
+    /// Region of the topology.
+    #[arg(long, env = "AWS_REGION", default_value = "eu-central-1")]
+    region: String,
     /// Seed of the scenario.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
@@ -122,7 +125,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         bin_dir,
         template: args.template.clone(),
         stack_name: args.stack_name.clone(),
-        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "eu-central-1".to_owned()),
+        region: args.region.clone(),
         log_dir: args.log_dir.clone(),
         hash_key: DEMO_HASH_KEY.to_owned(),
         sync_environment: args
