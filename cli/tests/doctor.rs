@@ -272,9 +272,18 @@ async fn dns_server(zones: Vec<Zone>) -> DnsServer {
         }
         catalog.upsert(LowerName::from(&origin), vec![Arc::new(handler)]);
     }
-    let udp = UdpSocket::bind(("127.0.0.1", 0)).await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // UDP and TCP on one port number: the TCP port of a free UDP port can be taken already
+    // (other tests' servers), so a pair is looked for a few times.
+    let mut pair = None;
+    for _ in 0..50 {
+        let udp = UdpSocket::bind(("127.0.0.1", 0)).await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            pair = Some((udp, addr, tcp));
+            break;
+        }
+    }
+    let (udp, addr, tcp) = pair.expect("no port free for both UDP and TCP on 127.0.0.1");
     let mut server = hickory_server::Server::new(catalog);
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 16);
